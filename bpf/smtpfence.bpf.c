@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * smtpfence data path: decides, per packet, whether a new SMTP connection
+ * from a source is let in. Everything that is not TCP to an SMTP port passes
+ * untouched; so does every packet the parser cannot make sense of, because the
+ * kernel's own stack is the right place to reject those.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "smtpfence.h"
+
+/* 802.1Q and 802.1ad; XDP sees tags only where the NIC does not strip them. */
+#define MAX_VLAN_TAGS 2
+/* Enough for any real IPv6 packet (hop-by-hop, routing, fragment, two
+ * destination-options headers, AH); a longer chain is judged by source alone. */
+#define MAX_IPV6_EXT_HEADERS 6
+
+#define IPV4_MF 0x2000
+#define IPV4_OFFSET_MASK 0x1fff
+#define IPV6_FRAG_OFFSET_MASK 0xfff8
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+struct ipv6_ext_hdr {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct ipv6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 identification;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct rule_key_v4);
+	__type(value, struct rule_value);
+	__uint(max_entries, FENCE_DEFAULT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rules_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct rule_key_v6);
+	__type(value, struct rule_value);
+	__uint(max_entries, FENCE_DEFAULT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rules_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_counters);
+	__uint(max_entries, FENCE_DEFAULT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_info);
+	__uint(max_entries, FENCE_DEFAULT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct fence_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct fence_stats);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats SEC(".maps");
+
+/* What the parser learnt about a packet. */
+enum parse_result {
+	PARSE_PASS,      /* not TCP to an SMTP port: none of our business */
+	PARSE_MALFORMED, /* truncated or invalid: pass, count */
+	PARSE_SMTP,      /* TCP to an SMTP port with a complete header */
+	PARSE_PORTLESS,  /* TCP whose port cannot be seen (fragment, long chain) */
+};
+
+struct packet {
+	__u8 family; /* 4 or 6 */
+	__u8 saddr[16];
+	struct tcphdr *tcp;
+};
+
+/*
+ * The source lookup, kept behind this one function so that the LPM tries can
+ * be replaced by a faster structure without touching the rest of the path.
+ * The longest matching prefix decides.
+ */
+static __always_inline struct rule_value *lookup_source(const struct packet *pkt)
+{
+	if (pkt->family == 4) {
+		struct rule_key_v4 key = { .prefixlen = 32 };
+
+		__builtin_memcpy(key.addr, pkt->saddr, 4);
+		return bpf_map_lookup_elem(&rules_v4, &key);
+	}
+	struct rule_key_v6 key = { .prefixlen = 128 };
+
+	__builtin_memcpy(key.addr, pkt->saddr, 16);
+	return bpf_map_lookup_elem(&rules_v6, &key);
+}
+
+static __always_inline int is_smtp_port(const struct fence_config *cfg, __be16 port)
+{
+	__u16 p = bpf_ntohs(port);
+
+	return (cfg->smtp_ports[(p >> 6) & (FENCE_PORT_WORDS - 1)] >> (p & 63)) & 1;
+}
+
+/* Classifies a TCP header at `l4` of a packet that is not a later fragment. */
+static __always_inline enum parse_result parse_tcp(void *l4, void *data_end,
+						   const struct fence_config *cfg,
+						   struct packet *pkt, int first_fragment)
+{
+	struct tcphdr *tcp = l4;
+
+	if ((void *)(tcp + 1) > data_end || tcp->doff < 5)
+		/* A first fragment cut before the flags hides a possible SYN;
+		 * an unfragmented truncated segment the kernel drops itself. */
+		return first_fragment ? PARSE_PORTLESS : PARSE_MALFORMED;
+	if (!is_smtp_port(cfg, tcp->dest))
+		return PARSE_PASS;
+	pkt->tcp = tcp;
+	return PARSE_SMTP;
+}
+
+static __always_inline enum parse_result parse_ipv4(void *l3, void *data_end,
+						    const struct fence_config *cfg,
+						    struct packet *pkt)
+{
+	struct iphdr *ip = l3;
+
+	if ((void *)(ip + 1) > data_end)
+		return PARSE_MALFORMED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return PARSE_MALFORMED;
+	if (ip->protocol != IPPROTO_TCP)
+		return PARSE_PASS;
+
+	pkt->family = 4;
+	__builtin_memcpy(pkt->saddr, &ip->saddr, 4);
+
+	__u16 frag = bpf_ntohs(ip->frag_off);
+
+	if (frag & IPV4_OFFSET_MASK)
+		return PARSE_PORTLESS;
+	return parse_tcp(l3 + ip->ihl * 4, data_end, cfg, pkt, (frag & IPV4_MF) != 0);
+}
+
+static __always_inline int ipv6_is_ext_header(__u8 nexthdr)
+{
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_MH:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline enum parse_result parse_ipv6(void *l3, void *data_end,
+						    const struct fence_config *cfg,
+						    struct packet *pkt)
+{
+	struct ipv6hdr *ip6 = l3;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return PARSE_MALFORMED;
+	if (ip6->version != 6)
+		return PARSE_MALFORMED;
+
+	pkt->family = 6;
+	__builtin_memcpy(pkt->saddr, &ip6->saddr, 16);
+
+	__u8 nexthdr = ip6->nexthdr;
+	void *cursor = ip6 + 1;
+	int fragmented = 0;
+
+#pragma unroll
+	for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
+		if (!ipv6_is_ext_header(nexthdr))
+			break;
+		if (nexthdr == IPPROTO_FRAGMENT) {
+			struct ipv6_frag_hdr *fh = cursor;
+
+			if ((void *)(fh + 1) > data_end)
+				return PARSE_MALFORMED;
+			if (bpf_ntohs(fh->frag_off) & IPV6_FRAG_OFFSET_MASK)
+				/* A later fragment: TCP or not, its port is unknowable. */
+				return fh->nexthdr == IPPROTO_TCP || ipv6_is_ext_header(fh->nexthdr) ?
+					       PARSE_PORTLESS : PARSE_PASS;
+			fragmented = 1;
+			nexthdr = fh->nexthdr;
+			cursor = fh + 1;
+			continue;
+		}
+		struct ipv6_ext_hdr *eh = cursor;
+
+		if ((void *)(eh + 1) > data_end)
+			return PARSE_MALFORMED;
+		/* AH counts its length in 4-byte units less 2, the others in
+		 * 8-byte units less 1. */
+		__u32 len = nexthdr == IPPROTO_AH ? ((__u32)eh->hdrlen + 2) * 4 :
+						    ((__u32)eh->hdrlen + 1) * 8;
+		nexthdr = eh->nexthdr;
+		cursor += len;
+	}
+	if (ipv6_is_ext_header(nexthdr))
+		/* Chain longer than we walk: a SYN could hide behind it. */
+		return PARSE_PORTLESS;
+	if (nexthdr != IPPROTO_TCP)
+		return PARSE_PASS;
+	return parse_tcp(cursor, data_end, cfg, pkt, fragmented);
+}
+
+static __always_inline enum parse_result parse_packet(struct xdp_md *ctx,
+						      const struct fence_config *cfg,
+						      struct packet *pkt)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return PARSE_MALFORMED;
+
+	__be16 proto = eth->h_proto;
+	void *cursor = eth + 1;
+
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_hdr *vlan = cursor;
+
+		if ((void *)(vlan + 1) > data_end)
+			return PARSE_MALFORMED;
+		proto = vlan->encapsulated_proto;
+		cursor = vlan + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(cursor, data_end, cfg, pkt);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(cursor, data_end, cfg, pkt);
+	return PARSE_PASS;
+}
+
+static __always_inline int is_new_connection(const struct tcphdr *tcp)
+{
+	return tcp->syn && !tcp->ack;
+}
+
+SEC("xdp")
+int smtpfence_xdp(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct fence_stats *st = bpf_map_lookup_elem(&stats, &zero);
+
+	if (!cfg || !st)
+		return XDP_PASS;
+	st->seen++;
+
+	struct packet pkt = {};
+	enum parse_result res = parse_packet(ctx, cfg, &pkt);
+
+	switch (res) {
+	case PARSE_MALFORMED:
+		st->malformed++;
+		/* fall through */
+	case PARSE_PASS:
+		st->passed++;
+		return XDP_PASS;
+	case PARSE_SMTP:
+		st->smtp++;
+		if (!is_new_connection(pkt.tcp)) {
+			/* Established sessions finish what they are doing. */
+			st->passed++;
+			return XDP_PASS;
+		}
+		st->smtp_syn++;
+		break;
+	case PARSE_PORTLESS:
+		st->fragments++;
+		break;
+	}
+
+	struct rule_value *rule = lookup_source(&pkt);
+
+	if (!rule) {
+		st->passed++;
+		return XDP_PASS;
+	}
+
+	__u32 slot = rule->slot;
+	struct rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &slot);
+	int drop = rule->action == FENCE_ACTION_BLOCK;
+
+	if (rc) {
+		rc->matched++;
+		if (drop)
+			rc->dropped++;
+	}
+	if (drop) {
+		st->dropped++;
+		return XDP_DROP;
+	}
+	st->passed++;
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

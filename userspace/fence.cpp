@@ -1,0 +1,562 @@
+#include "fence.h"
+
+#include <algorithm>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <filesystem>
+#include <linux/if_link.h>
+#include <memory>
+#include <net/if.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "smtpfence_bpf.skel.h"
+
+namespace smtpfence {
+
+namespace fs = std::filesystem;
+
+const char* action_name(Action action) {
+    return action == Action::Allow ? "allow" : "block";
+}
+
+namespace {
+
+std::string pin_path(const std::string& pin_dir, const std::string& name) {
+    return pin_dir + "/" + name;
+}
+
+std::string link_pin_path(const std::string& pin_dir, const std::string& ifname) {
+    return pin_dir + "/" FENCE_PIN_LINKS_DIR "/" + ifname;
+}
+
+rule_key_v4 key_v4(const Cidr& cidr) {
+    rule_key_v4 key{};
+    key.prefixlen = cidr.prefixlen;
+    std::memcpy(key.addr, cidr.addr.data(), sizeof key.addr);
+    return key;
+}
+
+rule_key_v6 key_v6(const Cidr& cidr) {
+    rule_key_v6 key{};
+    key.prefixlen = cidr.prefixlen;
+    std::memcpy(key.addr, cidr.addr.data(), sizeof key.addr);
+    return key;
+}
+
+Cidr cidr_from_key(Family family, const std::vector<uint8_t>& raw) {
+    Cidr cidr;
+    cidr.family = family;
+    uint32_t prefixlen;
+    std::memcpy(&prefixlen, raw.data(), sizeof prefixlen);
+    cidr.prefixlen = static_cast<uint8_t>(prefixlen);
+    std::copy(raw.begin() + sizeof prefixlen, raw.end(), cidr.addr.begin());
+    return cidr;
+}
+
+size_t key_size(Family family) {
+    return family == Family::V4 ? sizeof(rule_key_v4) : sizeof(rule_key_v6);
+}
+
+std::string fixed_string(const char* text, size_t capacity) {
+    return std::string(text, strnlen(text, capacity));
+}
+
+void copy_fixed(char* dest, size_t capacity, const std::string& text) {
+    std::memset(dest, 0, capacity);
+    std::memcpy(dest, text.data(), std::min(text.size(), capacity - 1));
+}
+
+fence_config default_config() {
+    fence_config cfg{};
+    cfg.magic = FENCE_CONFIG_MAGIC;
+    cfg.layout_version = FENCE_LAYOUT_VERSION;
+    for (uint16_t port : default_smtp_ports()) cfg.smtp_ports[port / 64] |= uint64_t{1} << (port % 64);
+    return cfg;
+}
+
+struct LinkInfo {
+    uint32_t link_id = 0;
+    uint32_t program_id = 0;
+    int ifindex = 0;
+};
+
+LinkInfo link_info(int link_fd) {
+    struct bpf_link_info info {};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) {
+        throw RuntimeError(describe_errno("inspect XDP link", errno));
+    }
+    return {info.id, info.prog_id, static_cast<int>(info.xdp.ifindex)};
+}
+
+// "native" or "generic" for the program `program_id` on `ifindex`, "detached" if neither.
+std::string xdp_mode_of(int ifindex, uint32_t program_id) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, query);
+    if (ifindex <= 0 || bpf_xdp_query(ifindex, 0, &query) != 0) return "detached";
+    if (query.drv_prog_id == program_id) return "native";
+    if (query.skb_prog_id == program_id) return "generic";
+    if (query.hw_prog_id == program_id) return "offload";
+    return "detached";
+}
+
+}  // namespace
+
+std::string invoking_user() {
+    if (const char* sudo_user = std::getenv("SUDO_USER"); sudo_user && *sudo_user && getuid() == 0) {
+        return sudo_user;
+    }
+    if (const passwd* pw = getpwuid(getuid())) return pw->pw_name;
+    return "uid " + std::to_string(getuid());
+}
+
+Fence Fence::open(const std::string& pin_dir) {
+    if (!fs::exists(pin_path(pin_dir, FENCE_MAP_CONFIG))) {
+        if (access(pin_dir.c_str(), X_OK) != 0 && errno == EACCES) {
+            throw RuntimeError(describe_errno("open " + pin_dir, EACCES));
+        }
+        throw RuntimeError("no smtpfence instance in " + pin_dir +
+                           ": set one up with `smtpfence attach IFACE` (or pass the --pin-dir it was attached with)");
+    }
+    Fence fence;
+    fence.pin_dir_ = pin_dir;
+    auto map = [&](const char* name) { return MapRef(open_pinned(pin_path(pin_dir, name)), name); };
+    fence.rules_v4_ = map(FENCE_MAP_RULES_V4);
+    fence.rules_v6_ = map(FENCE_MAP_RULES_V6);
+    fence.rule_counters_ = map(FENCE_MAP_RULE_COUNTERS);
+    fence.rule_info_ = map(FENCE_MAP_RULE_INFO);
+    fence.config_ = map(FENCE_MAP_CONFIG);
+    fence.stats_ = map(FENCE_MAP_STATS);
+    fence_config cfg = fence.read_config();
+    if (cfg.magic != FENCE_CONFIG_MAGIC || cfg.layout_version != FENCE_LAYOUT_VERSION) {
+        throw RuntimeError("the maps in " + pin_dir + " have layout version " + std::to_string(cfg.layout_version) +
+                           ", this smtpfence reads version " + std::to_string(FENCE_LAYOUT_VERSION) +
+                           ": use the smtpfence build that made them");
+    }
+    return fence;
+}
+
+fence_config Fence::read_config() const {
+    uint32_t zero = 0;
+    fence_config cfg{};
+    config_.lookup(&zero, &cfg);
+    return cfg;
+}
+
+std::optional<rule_value> Fence::lookup_value(const Cidr& cidr) const {
+    // The trie answers with the longest rule covering the key's prefix; that is
+    // the rule with exactly this prefix whenever one exists.
+    rule_value value{};
+    bool found;
+    if (cidr.family == Family::V4) {
+        rule_key_v4 key = key_v4(cidr);
+        found = trie(cidr.family).lookup(&key, &value);
+    } else {
+        rule_key_v6 key = key_v6(cidr);
+        found = trie(cidr.family).lookup(&key, &value);
+    }
+    if (!found || value.prefixlen != cidr.prefixlen) return std::nullopt;
+    return value;
+}
+
+std::optional<Rule> Fence::find_rule(const Cidr& cidr) const {
+    auto value = lookup_value(cidr);
+    if (!value) return std::nullopt;
+    Rule rule;
+    rule.cidr = cidr;
+    rule.action = static_cast<Action>(value->action);
+    rule.slot = value->slot;
+    return rule;
+}
+
+uint32_t Fence::allocate_slot() {
+    if (used_slots_.empty()) {
+        used_slots_.assign(rule_counters_.max_entries(), false);
+        for (Family family : {Family::V4, Family::V6}) {
+            for (const auto& raw : trie(family).keys(key_size(family))) {
+                rule_value value{};
+                if (trie(family).lookup(raw.data(), &value) && value.slot < used_slots_.size()) {
+                    used_slots_[value.slot] = true;
+                }
+            }
+        }
+    }
+    auto free_slot = std::find(used_slots_.begin() + next_free_hint_, used_slots_.end(), false);
+    if (free_slot == used_slots_.end()) free_slot = std::find(used_slots_.begin(), used_slots_.end(), false);
+    if (free_slot == used_slots_.end()) {
+        throw RuntimeError("all " + std::to_string(used_slots_.size()) +
+                           " rule slots are in use: remove rules, or recreate the maps with a larger "
+                           "`attach --max-rules`");
+    }
+    *free_slot = true;
+    next_free_hint_ = static_cast<size_t>(free_slot - used_slots_.begin());
+    return static_cast<uint32_t>(next_free_hint_);
+}
+
+rule_counters Fence::slot_counters(uint32_t slot) const {
+    std::vector<rule_counters> per_cpu(possible_cpus());
+    rule_counters sum{};
+    if (!rule_counters_.lookup(&slot, per_cpu.data())) return sum;
+    for (const auto& c : per_cpu) {
+        sum.matched += c.matched;
+        sum.dropped += c.dropped;
+    }
+    return sum;
+}
+
+void Fence::reset_slot_counters(uint32_t slot) const {
+    std::vector<rule_counters> zeros(possible_cpus());
+    rule_counters_.update(&slot, zeros.data());
+}
+
+AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by) {
+    auto existing = find_rule(cidr);
+    AddResult result{RuleChange::Added, std::nullopt};
+    rule_value value{};
+    value.action = static_cast<uint8_t>(action);
+    value.prefixlen = cidr.prefixlen;
+    if (existing) {
+        value.slot = existing->slot;
+        if (existing->action == action) {
+            result.change = RuleChange::Updated;
+        } else {
+            result = {RuleChange::Replaced, existing->action};
+        }
+    } else {
+        value.slot = allocate_slot();
+    }
+
+    rule_info info{};
+    if (result.change == RuleChange::Updated) rule_info_.lookup(&value.slot, &info);
+    if (result.change != RuleChange::Updated || info.created_unix == 0) {
+        info.created_unix = static_cast<uint64_t>(std::time(nullptr));
+        copy_fixed(info.created_by, sizeof info.created_by, by);
+    }
+    if (!reason.empty() || result.change != RuleChange::Updated) {
+        copy_fixed(info.reason, sizeof info.reason, reason);
+    }
+    rule_info_.update(&value.slot, &info);
+    if (result.change != RuleChange::Updated) reset_slot_counters(value.slot);
+
+    // The trie update is the moment the rule takes effect: everything it
+    // points to is in place before it, and replacing a value is atomic.
+    if (cidr.family == Family::V4) {
+        rule_key_v4 key = key_v4(cidr);
+        trie(cidr.family).update(&key, &value);
+    } else {
+        rule_key_v6 key = key_v6(cidr);
+        trie(cidr.family).update(&key, &value);
+    }
+    return result;
+}
+
+bool Fence::remove_rule(const Cidr& cidr) {
+    auto existing = find_rule(cidr);
+    if (!existing) return false;
+    if (cidr.family == Family::V4) {
+        rule_key_v4 key = key_v4(cidr);
+        trie(cidr.family).erase(&key);
+    } else {
+        rule_key_v6 key = key_v6(cidr);
+        trie(cidr.family).erase(&key);
+    }
+    rule_info empty{};
+    rule_info_.update(&existing->slot, &empty);
+    if (existing->slot < used_slots_.size()) used_slots_[existing->slot] = false;
+    return true;
+}
+
+std::vector<Rule> Fence::rules() const {
+    std::vector<Rule> out;
+    for (Family family : {Family::V4, Family::V6}) {
+        for (const auto& raw : trie(family).keys(key_size(family))) {
+            rule_value value{};
+            if (!trie(family).lookup(raw.data(), &value)) continue;  // removed meanwhile
+            Rule rule;
+            rule.cidr = cidr_from_key(family, raw);
+            rule.action = static_cast<Action>(value.action);
+            rule.slot = value.slot;
+            rule.counters = slot_counters(value.slot);
+            rule_info info{};
+            if (rule_info_.lookup(&value.slot, &info)) {
+                rule.created_unix = info.created_unix;
+                rule.created_by = fixed_string(info.created_by, sizeof info.created_by);
+                rule.reason = fixed_string(info.reason, sizeof info.reason);
+            }
+            out.push_back(std::move(rule));
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const Rule& a, const Rule& b) { return a.cidr < b.cidr; });
+    return out;
+}
+
+PortSet Fence::ports() const {
+    fence_config cfg = read_config();
+    PortSet ports;
+    for (uint32_t port = 1; port < 65536; ++port) {
+        if ((cfg.smtp_ports[port / 64] >> (port % 64)) & 1) ports.insert(static_cast<uint16_t>(port));
+    }
+    return ports;
+}
+
+void Fence::set_ports(const PortSet& ports) {
+    fence_config cfg = read_config();
+    std::fill(std::begin(cfg.smtp_ports), std::end(cfg.smtp_ports), 0);
+    for (uint16_t port : ports) cfg.smtp_ports[port / 64] |= uint64_t{1} << (port % 64);
+    uint32_t zero = 0;
+    config_.update(&zero, &cfg);
+}
+
+fence_stats Fence::counters() const {
+    std::vector<fence_stats> per_cpu(possible_cpus());
+    fence_stats sum{};
+    uint32_t zero = 0;
+    if (!stats_.lookup(&zero, per_cpu.data())) return sum;
+    for (const auto& s : per_cpu) {
+        sum.seen += s.seen;
+        sum.passed += s.passed;
+        sum.dropped += s.dropped;
+        sum.smtp += s.smtp;
+        sum.smtp_syn += s.smtp_syn;
+        sum.fragments += s.fragments;
+        sum.malformed += s.malformed;
+    }
+    return sum;
+}
+
+uint32_t Fence::program_id() const {
+    int fd = bpf_obj_get(pin_path(pin_dir_, FENCE_PIN_PROG).c_str());
+    if (fd < 0) return 0;
+    UniqueFd prog(fd);
+    struct bpf_prog_info info {};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0) return 0;
+    return info.id;
+}
+
+std::vector<Attachment> Fence::attachments() const {
+    std::vector<Attachment> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(pin_dir_ + "/" FENCE_PIN_LINKS_DIR, ec)) {
+        Attachment a;
+        a.name = entry.path().filename().string();
+        int fd = bpf_obj_get(entry.path().c_str());
+        if (fd >= 0) {
+            UniqueFd link(fd);
+            LinkInfo info = link_info(link.get());
+            a.ifindex = info.ifindex;
+            a.link_id = info.link_id;
+            a.program_id = info.program_id;
+            a.mode = xdp_mode_of(info.ifindex, info.program_id);
+        } else {
+            a.mode = "detached";
+        }
+        out.push_back(std::move(a));
+    }
+    std::sort(out.begin(), out.end(), [](const Attachment& a, const Attachment& b) { return a.name < b.name; });
+    return out;
+}
+
+namespace {
+
+// Sizes the rule maps: the pinned ones keep their size (libbpf only reuses a
+// pin whose definition matches), new ones get `max_rules`.
+void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t max_rules) {
+    for (bpf_map* map : {skel->maps.rules_v4, skel->maps.rules_v6, skel->maps.rule_counters, skel->maps.rule_info}) {
+        uint32_t size = max_rules;
+        int fd = bpf_obj_get(pin_path(pin_dir, bpf_map__name(map)).c_str());
+        if (fd >= 0) {
+            UniqueFd pinned(fd);
+            struct bpf_map_info info {};
+            __u32 len = sizeof(info);
+            if (bpf_obj_get_info_by_fd(pinned.get(), &info, &len) == 0) size = info.max_entries;
+        }
+        bpf_map__set_max_entries(map, size);
+    }
+}
+
+// Pins the program under a temporary name (bpffs forbids dots in names) and renames it over the old pin,
+// so that the pin always names a whole program.
+void pin_program(const std::string& pin_dir, int prog_fd) {
+    std::string final_path = pin_path(pin_dir, FENCE_PIN_PROG);
+    std::string tmp_path = final_path + "_new";
+    ::unlink(tmp_path.c_str());
+    if (bpf_obj_pin(prog_fd, tmp_path.c_str()) != 0) throw RuntimeError(describe_errno("pin " + tmp_path, errno));
+    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+        throw RuntimeError(describe_errno("rename " + tmp_path, errno));
+    }
+}
+
+uint32_t xdp_flags(XdpMode mode) {
+    switch (mode) {
+    case XdpMode::Native: return XDP_FLAGS_DRV_MODE;
+    case XdpMode::Generic: return XDP_FLAGS_SKB_MODE;
+    case XdpMode::Auto: break;
+    }
+    return 0;
+}
+
+UniqueFd create_link(int prog_fd, const std::string& ifname, int ifindex, XdpMode mode) {
+    // Refuse to fight over the interface with somebody else's program.
+    LIBBPF_OPTS(bpf_xdp_query_opts, query);
+    if (bpf_xdp_query(ifindex, 0, &query) == 0 && query.prog_id != 0) {
+        throw RuntimeError(ifname + " already runs XDP program id " + std::to_string(query.prog_id) +
+                           ", which is not smtpfence's: remove it first (`ip link set dev " + ifname +
+                           " xdp off`; `bpftool net show dev " + ifname + "` shows it)");
+    }
+    std::vector<XdpMode> tries = mode == XdpMode::Auto ? std::vector{XdpMode::Native, XdpMode::Generic}
+                                                       : std::vector{mode};
+    int err = 0;
+    for (XdpMode m : tries) {
+        LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = xdp_flags(m));
+        int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+        if (fd >= 0) return UniqueFd(fd);
+        err = errno;
+        if (err == EPERM || err == EACCES) break;
+    }
+    std::string msg = describe_errno("attach " + ifname, err);
+    if (err == EPERM) msg += " (need CAP_NET_ADMIN)";
+    if (mode == XdpMode::Native && (err == EOPNOTSUPP || err == EINVAL)) {
+        msg += "; the driver may not support native XDP: try --mode generic";
+    }
+    throw RuntimeError(msg);
+}
+
+}  // namespace
+
+LoadedProgram::LoadedProgram(const std::string& pin_dir, uint32_t max_rules) {
+    LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir.c_str());
+    skel_.reset(smtpfence_bpf__open_opts(&open_opts));
+    if (!skel_) throw RuntimeError(describe_errno("open the embedded BPF object", errno));
+    size_rule_maps(skel_.get(), pin_dir, max_rules);
+    if (int err = smtpfence_bpf__load(skel_.get()); err != 0) {
+        std::string msg = describe_errno("load the XDP program", -err);
+        if (-err == EINVAL) {
+            msg += "; if " + pin_dir + " holds maps of another smtpfence version, detach and remove them, or run "
+                   "with -v for libbpf's detail";
+        }
+        throw RuntimeError(msg);
+    }
+    uint32_t zero = 0;
+    fence_config cfg{};
+    int config_fd = bpf_map__fd(skel_->maps.config);
+    if (bpf_map_lookup_elem(config_fd, &zero, &cfg) != 0) {
+        throw RuntimeError(describe_errno("read map config", errno));
+    }
+    if (cfg.magic != FENCE_CONFIG_MAGIC) {
+        cfg = default_config();
+        if (bpf_map_update_elem(config_fd, &zero, &cfg, 0) != 0) {
+            throw RuntimeError(describe_errno("write map config", errno));
+        }
+    }
+}
+
+LoadedProgram::~LoadedProgram() = default;
+
+void LoadedProgram::SkeletonDeleter::operator()(::smtpfence_bpf* skel) const {
+    smtpfence_bpf__destroy(skel);
+}
+
+int LoadedProgram::fd() const {
+    return bpf_program__fd(skel_->progs.smtpfence_xdp);
+}
+
+std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
+                                  XdpMode mode, uint32_t max_rules, std::vector<std::string>& notes) {
+    std::vector<std::pair<std::string, int>> targets;
+    for (const auto& name : interfaces) {
+        unsigned ifindex = if_nametoindex(name.c_str());
+        if (ifindex == 0) {
+            throw UsageError("no interface named '" + name + "' in this network namespace (`ip link` lists them)");
+        }
+        targets.emplace_back(name, static_cast<int>(ifindex));
+    }
+
+    if (std::string note = prepare_pin_dir(pin_dir); !note.empty()) notes.push_back(note);
+    PinDirLock lock(pin_dir);
+    LoadedProgram program(pin_dir, max_rules);
+    int prog_fd = program.fd();
+    pin_program(pin_dir, prog_fd);
+
+    // Every existing attachment switches to the new program in one atomic step:
+    // no packet sees an interface without a program.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(pin_dir + "/" FENCE_PIN_LINKS_DIR, ec)) {
+        std::string name = entry.path().filename().string();
+        int fd = bpf_obj_get(entry.path().c_str());
+        if (fd < 0) continue;
+        UniqueFd link(fd);
+        if (link_info(link.get()).ifindex == 0) {
+            ::unlink(entry.path().c_str());
+            notes.push_back("removed the attachment to " + name + ": the interface is gone");
+            continue;
+        }
+        if (bpf_link_update(link.get(), prog_fd, nullptr) != 0) {
+            throw RuntimeError(describe_errno("update the program on " + name, errno));
+        }
+    }
+
+    std::vector<AttachOutcome> outcomes;
+    for (const auto& [name, ifindex] : targets) {
+        std::string pin = link_pin_path(pin_dir, name);
+        AttachChange change = AttachChange::New;
+        if (int fd = bpf_obj_get(pin.c_str()); fd >= 0) {
+            UniqueFd link(fd);
+            LinkInfo info = link_info(link.get());
+            std::string current = xdp_mode_of(info.ifindex, info.program_id);
+            bool mode_ok = mode == XdpMode::Auto || (mode == XdpMode::Native && current == "native") ||
+                           (mode == XdpMode::Generic && current == "generic");
+            if (info.ifindex == ifindex && mode_ok) {
+                outcomes.push_back({name, current, AttachChange::Swapped});
+                continue;
+            }
+            // Another interface now has this name, or another mode was asked
+            // for: the kernel cannot switch modes in place.
+            bpf_link_detach(link.get());
+            ::unlink(pin.c_str());
+            change = AttachChange::Reattached;
+        }
+        UniqueFd link = create_link(prog_fd, name, ifindex, mode);
+        if (bpf_obj_pin(link.get(), pin.c_str()) != 0) {
+            int err = errno;
+            bpf_link_detach(link.get());
+            throw RuntimeError(describe_errno("pin " + pin, err));
+        }
+        outcomes.push_back({name, xdp_mode_of(ifindex, link_info(link.get()).program_id), change});
+    }
+    return outcomes;
+}
+
+std::vector<std::string> detach(const std::string& pin_dir, const std::vector<std::string>& interfaces) {
+    if (!fs::exists(pin_dir)) {
+        throw RuntimeError("no smtpfence instance in " + pin_dir + ": nothing is attached");
+    }
+    PinDirLock lock(pin_dir);
+    std::vector<std::string> not_attached;
+    for (const auto& name : interfaces) {
+        std::string pin = link_pin_path(pin_dir, name);
+        int fd = bpf_obj_get(pin.c_str());
+        if (fd < 0) {
+            if (errno != ENOENT) throw RuntimeError(describe_errno("open " + pin, errno));
+            if (if_nametoindex(name.c_str()) == 0) {
+                throw UsageError("no interface named '" + name + "' and no smtpfence attachment by that name " +
+                                 "(`smtpfence status` lists the attachments)");
+            }
+            not_attached.push_back(name);
+            continue;
+        }
+        UniqueFd link(fd);
+        if (bpf_link_detach(link.get()) != 0 && errno != EINVAL) {
+            throw RuntimeError(describe_errno("detach " + name, errno));
+        }
+        ::unlink(pin.c_str());
+    }
+    return not_attached;
+}
+
+}  // namespace smtpfence

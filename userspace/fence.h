@@ -1,0 +1,140 @@
+// The fence as userspace sees it: the pinned maps of one pin directory, the
+// rules in them, and the XDP attachments that enforce them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bpf_handles.h"
+#include "cidr.h"
+#include "ports.h"
+#include "smtpfence.h"
+
+struct smtpfence_bpf;  // the bpftool skeleton, private to fence.cpp
+
+namespace smtpfence {
+
+inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/smtpfence";
+
+enum class Action : uint8_t { Allow = FENCE_ACTION_ALLOW, Block = FENCE_ACTION_BLOCK };
+
+const char* action_name(Action action);
+
+struct Rule {
+    Cidr cidr;
+    Action action = Action::Block;
+    uint32_t slot = 0;
+    rule_counters counters{};  // summed over CPUs
+    uint64_t created_unix = 0;
+    std::string created_by;
+    std::string reason;
+};
+
+// What add_rule did, for the user's confirmation line.
+enum class RuleChange { Added, Updated, Replaced };
+
+struct AddResult {
+    RuleChange change;
+    std::optional<Action> previous;  // set for Replaced
+};
+
+// The whole picture of one instance, for `status`.
+enum class XdpMode { Auto, Native, Generic };
+
+struct Attachment {
+    std::string name;      // interface name the link was pinned under
+    int ifindex = 0;       // 0 when the interface is gone
+    std::string mode;      // "native", "generic" or "detached"
+    uint32_t program_id = 0;
+    uint32_t link_id = 0;
+};
+
+class Fence {
+public:
+    // Opens the pinned maps of an instance; throws RuntimeError explaining how
+    // to set one up when there is none.
+    static Fence open(const std::string& pin_dir);
+
+    const std::string& pin_dir() const { return pin_dir_; }
+
+    // Adds a rule, or changes the one with the same prefix in place (one map
+    // update: no moment without a rule). Counters are kept when the action
+    // stays, reset when it changes.
+    AddResult add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by);
+    // Removes the rule with exactly this prefix; false when there is none.
+    bool remove_rule(const Cidr& cidr);
+    std::optional<Rule> find_rule(const Cidr& cidr) const;
+    // Every rule, v4 before v6, ordered by address then prefix length.
+    std::vector<Rule> rules() const;
+    // Rule slots per family (the maps' capacity).
+    uint32_t capacity() const { return rules_v4_.max_entries(); }
+
+    PortSet ports() const;
+    void set_ports(const PortSet& ports);
+
+    fence_stats counters() const;
+    std::vector<Attachment> attachments() const;
+    uint32_t program_id() const;
+
+private:
+    Fence() = default;
+    const MapRef& trie(Family family) const { return family == Family::V4 ? rules_v4_ : rules_v6_; }
+    std::optional<rule_value> lookup_value(const Cidr& cidr) const;
+    // Lowest free slot at or after the last one handed out; the used set is
+    // read from the tries once per Fence, which runs under the pin-dir lock.
+    uint32_t allocate_slot();
+    rule_counters slot_counters(uint32_t slot) const;
+    void reset_slot_counters(uint32_t slot) const;
+    fence_config read_config() const;
+
+    std::vector<bool> used_slots_;
+    size_t next_free_hint_ = 0;
+    std::string pin_dir_;
+    MapRef rules_v4_, rules_v6_, rule_counters_, rule_info_, config_, stats_;
+};
+
+// The embedded XDP program, loaded against the pinned maps of a pin directory
+// (created, sized for `max_rules` per family, when absent) and attached nowhere.
+class LoadedProgram {
+public:
+    LoadedProgram(const std::string& pin_dir, uint32_t max_rules);
+    LoadedProgram(LoadedProgram&&) noexcept = default;
+    ~LoadedProgram();
+    int fd() const;
+
+private:
+    struct SkeletonDeleter {
+        void operator()(::smtpfence_bpf* skel) const;
+    };
+    std::unique_ptr<::smtpfence_bpf, SkeletonDeleter> skel_;
+};
+
+enum class AttachChange {
+    New,         // the interface had no smtpfence program
+    Swapped,     // it ran an older one, replaced atomically (no packet unfiltered)
+    Reattached,  // the mode changed: detached and attached again (a brief gap)
+};
+
+struct AttachOutcome {
+    std::string name;
+    std::string mode;  // "native" or "generic"
+    AttachChange change;
+};
+
+// Loads the program (see LoadedProgram), swaps it atomically into every
+// existing attachment, and attaches it to `interfaces`. `notes` gets lines
+// worth telling the user.
+std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
+                                  XdpMode mode, uint32_t max_rules, std::vector<std::string>& notes);
+
+// Detaches from `interfaces`; rules and counters stay pinned. Returns the
+// interfaces that were not attached.
+std::vector<std::string> detach(const std::string& pin_dir, const std::vector<std::string>& interfaces);
+
+// The user a rule is recorded for: SUDO_USER under sudo, else the real user.
+std::string invoking_user();
+
+}  // namespace smtpfence

@@ -1,0 +1,7 @@
+#include <iostream>
+
+#include "cli.h"
+
+int main(int argc, char** argv) {
+    return smtpfence::run_cli(argc, argv, std::cout, std::cerr);
+}

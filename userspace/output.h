@@ -1,0 +1,38 @@
+// How rules and state look to an admin: aligned text for terminals, and JSON
+// with the same fields for scripts (`--json`).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "fence.h"
+
+namespace smtpfence {
+
+// Everything `status` shows, gathered in one place.
+struct StatusView {
+    std::string version;
+    std::string pin_dir;
+    uint32_t program_id = 0;
+    std::vector<Attachment> attachments;
+    PortSet ports;
+    std::vector<Rule> rules;
+    uint32_t capacity = 0;
+    fence_stats counters{};
+};
+
+// "42s", "5m", "2h10m", "3d4h".
+std::string format_age(uint64_t seconds);
+// "2026-11-25T22:10:37Z".
+std::string format_utc(uint64_t unix_seconds);
+
+std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix);
+nlohmann::ordered_json rule_json(const Rule& rule);
+nlohmann::ordered_json rules_json(const std::vector<Rule>& rules);
+
+std::string status_text(const StatusView& status);
+nlohmann::ordered_json status_json(const StatusView& status);
+
+}  // namespace smtpfence
