@@ -238,6 +238,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
+        if (app.get_subcommands().empty() && !app.remaining().empty()) {
+            err << "smtpfence: unknown command '" << app.remaining().front()
+                << "'; commands: attach, detach, block, allow, remove (unblock), ports, list, status "
+                   "(see --help)\n";
+            return kExitUsage;
+        }
         std::ostringstream help_out, help_err;
         int code = app.exit(e, help_out, help_err);
         out << help_out.str();

@@ -1,0 +1,81 @@
+// CLI argument errors: every bad input exits 2 with a message naming the
+// problem, before anything is opened or changed. The pin directory used here
+// does not exist, so any command that got past validation would exit 1.
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+
+namespace smtpfence {
+namespace {
+
+struct CliResult {
+    int code;
+    std::string out, err;
+};
+
+CliResult run(std::vector<std::string> args) {
+    args.insert(args.begin(), {"smtpfence", "--pin-dir", "/nonexistent/smtpfence-unit"});
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::ostringstream out, err;
+    int code = run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
+    return {code, out.str(), err.str()};
+}
+
+struct BadInput {
+    std::vector<std::string> args;
+    std::string message_part;
+};
+
+class CliUsageError : public testing::TestWithParam<BadInput> {};
+
+TEST_P(CliUsageError, ExitsTwoAndExplains) {
+    const BadInput& bad = GetParam();
+    CliResult r = run(bad.args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find(bad.message_part), std::string::npos) << "stderr: " << r.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadInputs, CliUsageError,
+    testing::Values(BadInput{{}, "subcommand"}, BadInput{{"frobnicate"}, "frobnicate"},
+                    BadInput{{"block"}, "CIDR"}, BadInput{{"block", "203.0.113.0/33"}, "/0 to /32"},
+                    BadInput{{"block", "300.1.2.3"}, "300.1.2.3"},
+                    BadInput{{"allow", "2001:db8::/129"}, "/0 to /128"},
+                    BadInput{{"block", "203.0.113.7/24"}, "did you mean 203.0.113.0/24"},
+                    BadInput{{"block", "198.51.100.0/24", "bogus"}, "bogus"},
+                    BadInput{{"block", "198.51.100.0/24", "--reason", std::string(200, 'x')}, "--reason"},
+                    BadInput{{"block", "198.51.100.0/24", "--reason", "two\nlines"}, "one line"},
+                    BadInput{{"remove", "2001:db8::1/64"}, "host bits"},
+                    BadInput{{"attach"}, "IFACE"}, BadInput{{"attach", "lo", "--mode", "fast"}, "fast"},
+                    BadInput{{"attach", "lo", "--max-rules", "0"}, "max-rules"},
+                    BadInput{{"attach", "smtpfence-nosuch0"}, "no interface named 'smtpfence-nosuch0'"},
+                    BadInput{{"ports", "0"}, "out of range"}, BadInput{{"ports", "25,smtp"}, "e.g. 25,465,587"},
+                    BadInput{{"list", "--jsn"}, "--jsn"}));
+
+TEST(Cli, HelpExitsZeroAndListsEverySubcommand) {
+    CliResult r = run({"--help"});
+    EXPECT_EQ(r.code, 0);
+    for (const char* cmd : {"attach", "detach", "block", "allow", "remove", "ports", "list", "status"}) {
+        EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd << " missing from:\n" << r.out;
+    }
+}
+
+TEST(Cli, ValidCommandWithoutAnInstanceIsARuntimeFailure) {
+    CliResult r = run({"block", "203.0.113.0/24"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("smtpfence attach IFACE"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnblockIsAnAliasOfRemove) {
+    CliResult r = run({"unblock", "203.0.113.0/24"});
+    EXPECT_EQ(r.code, 1) << r.err;  // parsed, then no instance
+    EXPECT_NE(r.err.find("no smtpfence instance"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace smtpfence
