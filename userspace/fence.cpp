@@ -116,10 +116,9 @@ std::string invoking_user() {
 }
 
 Fence Fence::open(const std::string& pin_dir) {
-    if (!fs::exists(pin_path(pin_dir, FENCE_MAP_CONFIG))) {
-        if (access(pin_dir.c_str(), X_OK) != 0 && errno == EACCES) {
-            throw RuntimeError(describe_errno("open " + pin_dir, EACCES));
-        }
+    std::string config_pin = pin_path(pin_dir, FENCE_MAP_CONFIG);
+    if (::access(config_pin.c_str(), F_OK) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR) throw RuntimeError(describe_errno("open " + config_pin, errno));
         throw RuntimeError("no smtpfence instance in " + pin_dir +
                            ": set one up with `smtpfence attach IFACE` (or pass the --pin-dir it was attached with)");
     }
