@@ -149,8 +149,8 @@ int cmd_remove(const Args& a, std::ostream& out, std::ostream& err) {
     return kExitOk;
 }
 
-int cmd_ports(const Args& a, std::ostream& out) {
-    if (a.ports.empty()) {
+int cmd_ports(const Args& a, bool set, std::ostream& out) {
+    if (!set) {
         out << format_port_list(Fence::open(a.pin_dir).ports()) << '\n';
         return kExitOk;
     }
@@ -228,7 +228,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     remove_cmd->add_option("CIDR", a.cidrs, "prefix of the rule to remove")->required();
 
     auto* ports_cmd = app.add_subcommand("ports", "show or set the TCP ports treated as SMTP");
-    ports_cmd->add_option("LIST", a.ports, "comma-separated ports, e.g. 25,465,587");
+    auto* ports_list = ports_cmd->add_option("LIST", a.ports, "comma-separated ports, e.g. 25,465,587");
 
     auto* list_cmd = app.add_subcommand("list", "rules with their counters");
     list_cmd->add_flag("--json", a.json, "machine-readable output");
@@ -258,7 +258,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         if (block_cmd->parsed()) return cmd_add(a, Action::Block, out, err);
         if (allow_cmd->parsed()) return cmd_add(a, Action::Allow, out, err);
         if (remove_cmd->parsed()) return cmd_remove(a, out, err);
-        if (ports_cmd->parsed()) return cmd_ports(a, out);
+        if (ports_cmd->parsed()) return cmd_ports(a, ports_list->count() > 0, out);
         if (list_cmd->parsed()) return cmd_list(a, out);
         if (status_cmd->parsed()) return cmd_status(a, out);
     } catch (const UsageError& e) {

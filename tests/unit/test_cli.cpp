@@ -54,7 +54,7 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{{"attach"}, "IFACE"}, BadInput{{"attach", "lo", "--mode", "fast"}, "fast"},
                     BadInput{{"attach", "lo", "--max-rules", "0"}, "max-rules"},
                     BadInput{{"attach", "smtpfence-nosuch0"}, "no interface named 'smtpfence-nosuch0'"},
-                    BadInput{{"ports", "0"}, "out of range"}, BadInput{{"ports", "25,smtp"}, "e.g. 25,465,587"},
+                    BadInput{{"ports", "0"}, "out of range"}, BadInput{{"ports", ""}, "empty"}, BadInput{{"ports", "25,smtp"}, "e.g. 25,465,587"},
                     BadInput{{"list", "--jsn"}, "--jsn"}));
 
 TEST(Cli, HelpExitsZeroAndListsEverySubcommand) {

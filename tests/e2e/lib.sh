@@ -1,0 +1,406 @@
+# shellcheck shell=bash
+# Helpers sourced by every end-to-end test (and by scripts/lab.sh).
+#
+# The topology: two network namespaces joined by a veth pair, named with this
+# shell's PID so that runs never collide:
+#
+#   sfsend-PID  [sfs-PID] <--veth--> [sfh-PID]  sfhost-PID
+#   198.51.100.10, .20                           198.51.100.1/24
+#   203.0.113.10, .20                            203.0.113.1/24
+#   2001:db8:1::10, ::20                         2001:db8:1::1/64
+#
+# Only documentation ranges are used, and traffic only flows between these
+# namespaces. Everything created here is removed by e2e_cleanup, which is
+# registered on EXIT (and INT/TERM, which exit and so run it).
+#
+# Environment: SMTPFENCE (the binary; default build/smtpfence) and TCPPROBE
+# (default build/tests/tcpprobe), set by ctest. SMTPFENCE_PIN_DIR is exported
+# to a per-run directory, so tests never touch the real /sys/fs/bpf/smtpfence.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+SMTPFENCE=${SMTPFENCE:-$E2E_ROOT/build/smtpfence}
+TCPPROBE=${TCPPROBE:-$E2E_ROOT/build/tests/tcpprobe}
+
+E2E_ID=$$
+HOST_NS=sfhost-$E2E_ID
+SENDER_NS=sfsend-$E2E_ID
+HOST_IF=sfh-$E2E_ID
+SENDER_IF=sfs-$E2E_ID
+NETNS_DIR=/var/run/netns
+export SMTPFENCE_PIN_DIR=/sys/fs/bpf/smtpfence-e2e-$E2E_ID
+
+# The connect timeout of probes. A dropped SYN shows as a timeout; the first
+# SYN retransmission comes after 1 s, so 1000 ms means one SYN per probe.
+E2E_PROBE_TIMEOUT_MS=${E2E_PROBE_TIMEOUT_MS:-1000}
+E2E_BANNER=${E2E_BANNER:-220 lab.example ESMTP tcpprobe}
+
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_PIDS=()
+E2E_NAMESPACES=()
+E2E_TMP=
+E2E_OWN_PIN_DIR=
+E2E_MOUNTED_BPFFS=0
+E2E_CLEANED=0
+
+# Colours only on a terminal.
+if [[ -t 1 ]]; then
+    E2E_C_OK=$'\e[32m' E2E_C_BAD=$'\e[31m' E2E_C_DIM=$'\e[2m' E2E_C_OFF=$'\e[0m'
+else
+    E2E_C_OK='' E2E_C_BAD='' E2E_C_DIM='' E2E_C_OFF=''
+fi
+
+e2e_log() { printf '%s== %s%s\n' "$E2E_C_DIM" "$*" "$E2E_C_OFF"; }
+
+e2e_die() {
+    printf '%sERROR: %s%s\n' "$E2E_C_BAD" "$*" "$E2E_C_OFF" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------ preconditions
+
+e2e_require_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "SKIP: end-to-end tests need root (network namespaces, XDP, bpffs)"
+        exit 77
+    fi
+}
+
+# Tools the tests cannot do without. Missing ones are a failure, not a skip:
+# the project's install step is expected to provide them.
+# shellcheck disable=SC2120 # the extra tools are optional
+e2e_require_tools() {
+    local t missing=()
+    for t in ip nsenter setpriv jq mountpoint "$@"; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    ((${#missing[@]} == 0)) || e2e_die "missing tools: ${missing[*]}"
+    [[ -x $SMTPFENCE ]] || e2e_die "smtpfence binary not found at '$SMTPFENCE' (build it, or set SMTPFENCE)"
+    [[ -x $TCPPROBE ]] || e2e_die "tcpprobe not found at '$TCPPROBE' (build it, or set TCPPROBE)"
+}
+
+# ------------------------------------------------------------ polling
+
+# wait_until TIMEOUT_S CMD...: runs CMD every 50 ms until it succeeds (0) or
+# TIMEOUT_S seconds have passed (1).
+wait_until() {
+    local timeout=$1
+    shift
+    local deadline=$((SECONDS + timeout))
+    # SECONDS has a 1 s resolution: a deadline of N seconds waits N to N+1.
+    while :; do
+        "$@" && return 0
+        ((SECONDS > deadline)) && return 1
+        sleep 0.05
+    done
+}
+
+# ------------------------------------------------------------ topology
+
+e2e_mount_bpffs() {
+    if ! mountpoint -q /sys/fs/bpf; then
+        mount -t bpf bpf /sys/fs/bpf || e2e_die "cannot mount bpffs at /sys/fs/bpf"
+        E2E_MOUNTED_BPFFS=1
+    fi
+}
+
+# e2e_ns_create NAME: a namespace with lo up, removed at cleanup.
+e2e_ns_create() {
+    ip netns add "$1" || e2e_die "cannot create network namespace $1"
+    E2E_NAMESPACES+=("$1")
+    ip -n "$1" link set lo up
+}
+
+# e2e_link NS_A IF_A NS_B IF_B: a veth pair with one end in each namespace, up.
+e2e_link() {
+    ip link add "$2" netns "$1" type veth peer name "$4" netns "$3" ||
+        e2e_die "cannot create veth pair $2/$4"
+    ip -n "$1" link set "$2" up
+    ip -n "$3" link set "$4" up
+}
+
+# e2e_addr NS IF ADDR/LEN...: IPv6 addresses skip duplicate address detection
+# so that they are usable at once.
+e2e_addr() {
+    local ns=$1 dev=$2 a
+    shift 2
+    for a in "$@"; do
+        if [[ $a == *:* ]]; then
+            ip -n "$ns" addr add "$a" dev "$dev" nodad || e2e_die "cannot add $a to $ns/$dev"
+        else
+            ip -n "$ns" addr add "$a" dev "$dev" || e2e_die "cannot add $a to $ns/$dev"
+        fi
+    done
+}
+
+# e2e_reap_stale: removes namespaces and pin dirs that earlier runs of these
+# scripts left behind when they were killed with SIGKILL (no EXIT trap), i.e.
+# those named after a PID that no longer runs.
+e2e_reap_stale() {
+    local ns pid dir dev
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+        [[ $ns =~ ^(sfhost|sfsend|sflab-[a-z]+)-([0-9]+)$ ]] || continue
+        pid=${BASH_REMATCH[2]}
+        kill -0 "$pid" 2>/dev/null && continue
+        for dev in $(ip -n "$ns" -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+            ip -n "$ns" link del "$dev" 2>/dev/null
+        done
+        ip netns del "$ns" 2>/dev/null && e2e_log "removed stale namespace $ns"
+    done
+    for dir in /sys/fs/bpf/smtpfence-e2e-* /sys/fs/bpf/smtpfence-lab-*; do
+        [[ -d $dir && $dir =~ -([0-9]+)$ ]] || continue
+        pid=${BASH_REMATCH[1]}
+        kill -0 "$pid" 2>/dev/null && continue
+        rm -rf -- "$dir" && e2e_log "removed stale pin dir $dir"
+    done
+    for dir in /tmp/smtpfence-e2e-*.*; do
+        [[ -d $dir && $dir =~ ^/tmp/smtpfence-e2e-([0-9]+)\. ]] || continue
+        kill -0 "${BASH_REMATCH[1]}" 2>/dev/null || rm -rf -- "$dir"
+    done
+}
+
+# e2e_begin: what every run needs before building a topology: the EXIT trap,
+# a temporary directory, bpffs, and a pin dir of its own.
+e2e_begin() {
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    E2E_TMP=$(mktemp -d "/tmp/smtpfence-e2e-$E2E_ID.XXXXXX")
+    e2e_mount_bpffs
+    e2e_reap_stale
+    [[ $SMTPFENCE_PIN_DIR == /sys/fs/bpf/?* ]] || e2e_die "pin dir $SMTPFENCE_PIN_DIR is not under /sys/fs/bpf"
+    [[ ! -e $SMTPFENCE_PIN_DIR ]] || e2e_die "pin dir $SMTPFENCE_PIN_DIR already exists"
+    E2E_OWN_PIN_DIR=$SMTPFENCE_PIN_DIR
+}
+
+e2e_setup_topology() {
+    e2e_begin
+    e2e_ns_create "$HOST_NS"
+    e2e_ns_create "$SENDER_NS"
+    e2e_link "$HOST_NS" "$HOST_IF" "$SENDER_NS" "$SENDER_IF"
+    e2e_addr "$HOST_NS" "$HOST_IF" 198.51.100.1/24 203.0.113.1/24 2001:db8:1::1/64
+    e2e_addr "$SENDER_NS" "$SENDER_IF" \
+        198.51.100.10/24 198.51.100.20/24 203.0.113.10/24 203.0.113.20/24 \
+        2001:db8:1::10/64 2001:db8:1::20/64
+    e2e_log "topology: $SENDER_NS/$SENDER_IF <-> $HOST_NS/$HOST_IF, pin dir $SMTPFENCE_PIN_DIR"
+}
+
+# e2e_cleanup: idempotent; keeps the exit status of the script.
+e2e_cleanup() {
+    local rc=$?
+    ((E2E_CLEANED)) && return "$rc"
+    E2E_CLEANED=1
+    local pid ns i
+    for pid in "${E2E_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${E2E_PIDS[@]}"; do
+        # Up to 2 s for a clean exit, then KILL.
+        for ((i = 0; i < 40; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    # Pinned links and the program go with the pin dir; deleting the veth
+    # (both ends) detaches whatever is still attached.
+    # Only the directory this run created (see e2e_begin).
+    [[ -n $E2E_OWN_PIN_DIR ]] && rm -rf -- "$E2E_OWN_PIN_DIR"
+    for ns in "${E2E_NAMESPACES[@]}"; do
+        ip -n "$ns" -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 |
+            while read -r dev; do ip -n "$ns" link del "$dev" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    if ((E2E_MOUNTED_BPFFS)) && [[ -z $(ls -A /sys/fs/bpf 2>/dev/null) ]]; then
+        umount /sys/fs/bpf 2>/dev/null
+    fi
+    [[ -n $E2E_TMP && -d $E2E_TMP ]] && rm -rf -- "$E2E_TMP"
+    return "$rc"
+}
+
+# ------------------------------------------------------------ running things
+
+# fence ARGS...: smtpfence inside the host namespace. nsenter (not `ip netns
+# exec`, which remounts /sys and so hides /sys/fs/bpf) keeps the bpffs.
+fence() {
+    nsenter --net="$NETNS_DIR/$HOST_NS" -- "$SMTPFENCE" "$@"
+}
+
+host_exec() { ip netns exec "$HOST_NS" "$@"; }
+sender_exec() { ip netns exec "$SENDER_NS" "$@"; }
+
+# start_listener PORT...: tcpprobe listening in the host namespace with the
+# SMTP banner; returns once it printed "ready" (5 s deadline). The listener
+# dies with this shell even when the shell is killed with SIGKILL.
+start_listener() {
+    local out="$E2E_TMP/listener.${#E2E_PIDS[@]}"
+    ip netns exec "$HOST_NS" "$TCPPROBE" listen --die-with-parent --banner "$E2E_BANNER" "$@" \
+        >"$out.out" 2>"$out.err" &
+    local pid=$!
+    E2E_PIDS+=("$pid")
+    if ! wait_until 5 grep -qx ready "$out.out"; then
+        kill -0 "$pid" 2>/dev/null || e2e_die "listener on ports $* died: $(cat "$out.err")"
+        e2e_die "listener on ports $* not ready within 5 s"
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        e2e_die "listener on ports $* exited: $(cat "$out.err")"
+    fi
+}
+
+# probe SRC DST PORT: one connection attempt from the sender namespace, bound
+# to SRC. Its stdout/stderr pass through; returns tcpprobe's exit code.
+probe() { probe_from "$SENDER_NS" "$@"; }
+
+# probe_from NS SRC DST PORT: the same from any namespace.
+probe_from() {
+    ip netns exec "$1" "$TCPPROBE" connect --src "$2" --timeout-ms "$E2E_PROBE_TIMEOUT_MS" "$3" "$4"
+}
+
+# count_from NS SRC DST PORT ATTEMPTS: prints "ok=X fail=Y".
+count_from() {
+    ip netns exec "$1" "$TCPPROBE" count --src "$2" --timeout-ms "$E2E_PROBE_TIMEOUT_MS" \
+        --attempts "$5" "$3" "$4"
+}
+
+# ------------------------------------------------------------ assertions
+
+e2e_pass() {
+    E2E_PASSED=$((E2E_PASSED + 1))
+    printf '%sPASS%s %s\n' "$E2E_C_OK" "$E2E_C_OFF" "$*"
+}
+
+e2e_fail() {
+    E2E_FAILED=$((E2E_FAILED + 1))
+    printf '%sFAIL%s %s\n' "$E2E_C_BAD" "$E2E_C_OFF" "$*"
+}
+
+e2e_addr_port() {
+    if [[ $1 == *:* ]]; then printf '[%s]:%s' "$1" "$2"; else printf '%s:%s' "$1" "$2"; fi
+}
+
+# expect_connect SRC DST PORT: the connection must succeed.
+expect_connect() {
+    local what
+    what="$1 -> $(e2e_addr_port "$2" "$3") connects"
+    local out rc
+    out=$(probe "$1" "$2" "$3" 2>&1)
+    rc=$?
+    if ((rc == 0)); then
+        e2e_pass "$what"
+        return 0
+    fi
+    e2e_fail "$what: tcpprobe exit $rc: ${out//$'\n'/ | }"
+    return 1
+}
+
+# expect_blocked SRC DST PORT: the SYN must be dropped, which the client sees
+# as a timeout. A refusal (RST) means the SYN reached the host's stack, so it
+# is a failure; so is a local error (exit 3, e.g. SRC not configured).
+expect_blocked() {
+    local what
+    what="$1 -> $(e2e_addr_port "$2" "$3") is blocked"
+    local out rc
+    out=$(probe "$1" "$2" "$3" 2>&1)
+    rc=$?
+    if ((rc == 1)) && [[ $out == "timed out"* ]]; then
+        e2e_pass "$what"
+        return 0
+    fi
+    if ((rc == 0)); then
+        e2e_fail "$what: it connected: ${out//$'\n'/ | }"
+    else
+        e2e_fail "$what: expected a timeout, tcpprobe exit $rc: ${out//$'\n'/ | }"
+    fi
+    return 1
+}
+
+# check DESC CMD...: CMD must exit 0.
+check() {
+    local desc=$1
+    shift
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if ((rc == 0)); then
+        e2e_pass "$desc"
+        return 0
+    fi
+    e2e_fail "$desc: '$*' exited $rc: ${out//$'\n'/ | }"
+    return 1
+}
+
+# expect_exit CODE DESC CMD...: CMD must exit with CODE. Its combined output
+# is left in E2E_OUT for further checks.
+E2E_OUT=
+expect_exit() {
+    local want=$1 desc=$2
+    shift 2
+    local rc
+    E2E_OUT=$("$@" 2>&1)
+    rc=$?
+    if ((rc == want)); then
+        e2e_pass "$desc (exit $rc)"
+        return 0
+    fi
+    e2e_fail "$desc: '$*' exited $rc, expected $want: ${E2E_OUT//$'\n'/ | }"
+    return 1
+}
+
+# check_eq DESC EXPECTED ACTUAL
+check_eq() {
+    if [[ $2 == "$3" ]]; then
+        e2e_pass "$1"
+        return 0
+    fi
+    e2e_fail "$1: expected '$2', got '$3'"
+    return 1
+}
+
+# check_match DESC REGEX TEXT
+check_match() {
+    if [[ $3 =~ $2 ]]; then
+        e2e_pass "$1"
+        return 0
+    fi
+    e2e_fail "$1: '${3//$'\n'/ | }' does not match /$2/"
+    return 1
+}
+
+# ------------------------------------------------------------ smtpfence JSON
+
+# rules_json: `list --json`, compact and sorted, for comparisons.
+rules_json() { fence list --json | jq -cS '.rules | sort_by(.cidr)'; }
+
+# rule_field CIDR FIELD: one field of one rule from `list --json` ("" if the
+# rule does not exist).
+rule_field() {
+    fence list --json | jq -r --arg c "$1" --arg f "$2" '.rules[] | select(.cidr == $c) | .[$f]'
+}
+
+# status_field JQ_FILTER: from `status --json`.
+status_field() { fence status --json | jq -r "$1"; }
+
+# xdp_kernel_mode [IF]: what the kernel says is attached to the host's
+# interface: "xdp" (native), "xdpgeneric", "xdpoffload", "xdpmulti" or "none".
+# An independent check of what `status` claims.
+# shellcheck disable=SC2120 # IF is optional
+xdp_kernel_mode() {
+    local first
+    first=$(ip -n "$HOST_NS" -o link show dev "${1:-$HOST_IF}" 2>/dev/null | head -1)
+    if [[ $first =~ \ (xdp|xdpgeneric|xdpdrv|xdpoffload|xdpmulti)\  ]]; then
+        echo "${BASH_REMATCH[1]}"
+    else
+        echo none
+    fi
+}
+
+# ------------------------------------------------------------ the end
+
+e2e_finish() {
+    echo
+    echo "$E2E_PASSED passed, $E2E_FAILED failed"
+    ((E2E_FAILED == 0)) || exit 1
+    exit 0
+}
