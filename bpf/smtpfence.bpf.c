@@ -14,6 +14,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "gcra.h"
 #include "smtpfence.h"
 
 /* 802.1Q and 802.1ad; XDP sees tags only where the NIC does not strip them. */
@@ -92,6 +93,35 @@ struct {
 	__uint(max_entries, 1);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct limit_key);
+	__type(value, struct limit_state);
+	__uint(max_entries, FENCE_LIMIT_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} limit_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct limit_key);
+	__type(value, __u32);
+	__uint(max_entries, FENCE_CONN_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__type(key, int);
+	__type(value, struct conn_owner);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_owner SEC(".maps");
+
+/* CAS attempts on a contended GCRA clock before the SYN is dropped. Every
+ * failed attempt means another CPU admitted a connection for the same key at
+ * that instant, so giving up errs towards the limit, never past it. */
+#define GCRA_CAS_ATTEMPTS 4
 
 /* What the parser learnt about a packet. */
 enum parse_result {
@@ -280,6 +310,72 @@ static __always_inline int is_new_connection(const struct tcphdr *tcp)
 	return tcp->syn && !tcp->ack;
 }
 
+/* The limiter key of `saddr` under `rule`: the rule's id and the source
+ * masked to the rule's key length. */
+static __always_inline void make_limit_key(struct limit_key *key, const struct rule_value *rule,
+					   __u8 family, const __u8 *saddr)
+{
+	__u32 bits = rule->key_prefixlen;
+
+	key->rule_id = rule->rule_id;
+	key->family = family;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		__u8 byte = saddr[i];
+
+		if (bits >= 8)
+			bits -= 8;
+		else {
+			byte &= (__u8)(0xff00 >> bits);
+			bits = 0;
+		}
+		key->addr[i] = byte;
+	}
+}
+
+enum limit_verdict { LIMIT_PASS, LIMIT_RATE, LIMIT_CONNS };
+
+static __always_inline enum limit_verdict apply_limit(const struct rule_value *rule, const struct packet *pkt)
+{
+	struct limit_key key = {};
+
+	make_limit_key(&key, rule, pkt->family, pkt->saddr);
+
+	if (rule->max_conns) {
+		__u32 *open = bpf_map_lookup_elem(&conn_counts, &key);
+
+		if (open && *open >= rule->max_conns)
+			return LIMIT_CONNS;
+	}
+	if (!rule->interval_ns)
+		return LIMIT_PASS;
+
+	__u64 now = bpf_ktime_get_ns();
+	struct limit_state *st = bpf_map_lookup_elem(&limit_state, &key);
+
+	if (!st) {
+		/* A new key starts with a full bucket: TAT = now. Two CPUs may race
+		 * to create it; the loser finds the winner's entry. */
+		struct limit_state fresh = { .tat_ns = now };
+
+		bpf_map_update_elem(&limit_state, &key, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&limit_state, &key);
+		if (!st)
+			return LIMIT_PASS; /* the map refused even after eviction: fail open */
+	}
+#pragma unroll
+	for (int i = 0; i < GCRA_CAS_ATTEMPTS; i++) {
+		__u64 tat = st->tat_ns;
+		__u64 next;
+
+		if (!gcra_admit(tat, now, rule->interval_ns, rule->tolerance_ns, &next))
+			return LIMIT_RATE;
+		if (__sync_val_compare_and_swap(&st->tat_ns, tat, next) == tat)
+			return LIMIT_PASS;
+	}
+	return LIMIT_RATE;
+}
+
 SEC("xdp")
 int smtpfence_xdp(struct xdp_md *ctx)
 {
@@ -324,12 +420,24 @@ int smtpfence_xdp(struct xdp_md *ctx)
 
 	__u32 slot = rule->slot;
 	struct rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &slot);
-	int drop = rule->action == FENCE_ACTION_BLOCK;
+	enum limit_verdict limited = LIMIT_PASS;
+	int drop = 0;
 
+	if (rule->action == FENCE_ACTION_BLOCK) {
+		drop = 1;
+	} else if (rule->action == FENCE_ACTION_LIMIT && res == PARSE_SMTP) {
+		/* A limit meters connections; a port-less fragment is none. */
+		limited = apply_limit(rule, &pkt);
+		drop = limited != LIMIT_PASS;
+	}
 	if (rc) {
 		rc->matched++;
 		if (drop)
 			rc->dropped++;
+		if (limited == LIMIT_RATE)
+			rc->rate_dropped++;
+		else if (limited == LIMIT_CONNS)
+			rc->conns_dropped++;
 	}
 	if (drop) {
 		st->dropped++;
@@ -337,6 +445,100 @@ int smtpfence_xdp(struct xdp_md *ctx)
 	}
 	st->passed++;
 	return XDP_PASS;
+}
+
+/*
+ * --max-conns bookkeeping, on the mail host's own TCP sockets: attached to the
+ * root cgroup, so it sees every socket of the host (of every namespace; only
+ * the fence's own namespace counts). A server socket of an SMTP port that
+ * reaches ESTABLISHED from a source under a max-conns rule is charged to the
+ * rule's key; it is released exactly once, when the socket stops being a live
+ * session: the MTA closed it (FIN_WAIT1, LAST_ACK) or it died (CLOSE, e.g. a
+ * reset). A client that vanishes without a FIN is released when the MTA's own
+ * timeout closes the socket.
+ */
+static __always_inline void charge_connection(struct bpf_sock_ops *skops, const struct fence_config *cfg)
+{
+	if (!(cfg->smtp_ports[(skops->local_port >> 6) & (FENCE_PORT_WORDS - 1)] >> (skops->local_port & 63) & 1))
+		return;
+
+	struct packet pkt = {};
+
+	if (skops->family == 2 /* AF_INET */) {
+		__u32 ip = skops->remote_ip4;
+
+		pkt.family = 4;
+		__builtin_memcpy(pkt.saddr, &ip, 4);
+	} else if (skops->family == 10 /* AF_INET6 */) {
+		__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
+				 skops->remote_ip6[3] };
+
+		pkt.family = 6;
+		__builtin_memcpy(pkt.saddr, ip6, 16);
+	} else {
+		return;
+	}
+
+	struct rule_value *rule = lookup_source(&pkt);
+
+	if (!rule || rule->action != FENCE_ACTION_LIMIT || !rule->max_conns)
+		return;
+
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return;
+	struct conn_owner *owner = bpf_sk_storage_get(&conn_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!owner)
+		return;
+	make_limit_key(&owner->key, rule, pkt.family, pkt.saddr);
+	owner->released = 0;
+
+	__u32 one = 1;
+	__u32 *open = bpf_map_lookup_elem(&conn_counts, &owner->key);
+
+	if (open)
+		__sync_fetch_and_add(open, 1);
+	else if (bpf_map_update_elem(&conn_counts, &owner->key, &one, BPF_NOEXIST) != 0 &&
+		 (open = bpf_map_lookup_elem(&conn_counts, &owner->key)))
+		__sync_fetch_and_add(open, 1);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void release_connection(struct bpf_sock_ops *skops)
+{
+	__u32 new_state = skops->args[1];
+
+	if (new_state != BPF_TCP_FIN_WAIT1 && new_state != BPF_TCP_LAST_ACK && new_state != BPF_TCP_CLOSE)
+		return;
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return;
+	struct conn_owner *owner = bpf_sk_storage_get(&conn_owner, sk, 0, 0);
+
+	if (!owner || __sync_lock_test_and_set(&owner->released, 1))
+		return;
+	__u32 *open = bpf_map_lookup_elem(&conn_counts, &owner->key);
+
+	if (open && *open > 0)
+		__sync_fetch_and_sub(open, 1);
+}
+
+SEC("sockops")
+int smtpfence_sockops(struct bpf_sock_ops *skops)
+{
+	__u32 zero = 0;
+	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || bpf_get_netns_cookie(skops) != cfg->netns_cookie)
+		return 1;
+	if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		charge_connection(skops, cfg);
+	else if (skops->op == BPF_SOCK_OPS_STATE_CB)
+		release_connection(skops);
+	return 1;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "fence.h"
+#include "limit_options.h"
 #include "output.h"
 
 namespace smtpfence {
@@ -59,6 +60,7 @@ struct Args {
     std::string reason;
     std::string ports;
     bool json = false;
+    std::string rate, burst, max_conns, per = "source";
 };
 
 void print_json(std::ostream& out, const nlohmann::ordered_json& j) {
@@ -103,18 +105,42 @@ int cmd_detach(const Args& a, std::ostream& out, std::ostream& err) {
     return kExitOk;
 }
 
+// The limit of `limit`'s options for one prefix; all of them are checked for
+// every prefix before anything changes.
+LimitSpec limit_spec(const Args& a, const Cidr& cidr) {
+    if (a.rate.empty() && a.max_conns.empty()) {
+        throw UsageError("limit needs --rate (e.g. --rate 5/s) and/or --max-conns (e.g. --max-conns 3)");
+    }
+    if (!a.burst.empty() && a.rate.empty()) {
+        throw UsageError("--burst goes with --rate: it is how many connections the rate lets through at once");
+    }
+    LimitSpec spec;
+    if (!a.rate.empty()) {
+        spec.interval_ns = parse_rate(a.rate);
+        spec.burst = a.burst.empty() ? default_burst(spec.interval_ns) : parse_count("--burst", a.burst, kMaxBurst);
+    }
+    if (!a.max_conns.empty()) spec.max_conns = parse_count("--max-conns", a.max_conns, kMaxConns);
+    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(a.per), cidr);
+    return spec;
+}
+
 int cmd_add(const Args& a, Action action, std::ostream& out, std::ostream& err) {
     check_reason(a.reason);
     auto cidrs = parse_cidrs(a.cidrs, err);
+    std::vector<LimitSpec> limits;
+    for (const auto& cidr : cidrs) limits.push_back(action == Action::Limit ? limit_spec(a, cidr) : LimitSpec{});
     Fence fence = Fence::open(a.pin_dir);
     PinDirLock lock(a.pin_dir);
     std::string by = invoking_user();
-    for (const auto& cidr : cidrs) {
-        AddResult r = fence.add_rule(cidr, action, a.reason, by);
-        out << action_name(action) << ' ' << format_cidr(cidr) << ": ";
+    for (size_t i = 0; i < cidrs.size(); ++i) {
+        const Cidr& cidr = cidrs[i];
+        AddResult r = fence.add_rule(cidr, action, a.reason, by, limits[i]);
+        out << action_name(action) << ' ' << format_cidr(cidr);
+        if (action == Action::Limit) out << " (" << describe_limit(limits[i], cidr) << ")";
+        out << ": ";
         switch (r.change) {
         case RuleChange::Added: out << "added"; break;
-        case RuleChange::Updated: out << "already in force (reason updated if given)"; break;
+        case RuleChange::Updated: out << "updated in place"; break;
         case RuleChange::Replaced: out << "replaced the " << action_name(*r.previous) << " rule"; break;
         }
         out << '\n';
@@ -223,6 +249,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         cmd->add_option("CIDR", a.cidrs, "source address or prefix, IPv4 or IPv6")->required();
         cmd->add_option("--reason", a.reason, "why, for whoever reads `smtpfence list` next");
     }
+    auto* limit_cmd = app.add_subcommand("limit", "slow sources down: new connections at a rate, or a cap on open ones");
+    limit_cmd->add_option("CIDR", a.cidrs, "source address or prefix, IPv4 or IPv6")->required();
+    limit_cmd->add_option("--rate", a.rate, "new connections per key: N/s, N/min or N/h");
+    limit_cmd->add_option("--burst", a.burst, "connections a key may open at once (default: one second's worth)");
+    limit_cmd->add_option("--max-conns", a.max_conns, "open SMTP connections per key");
+    limit_cmd->add_option("--per", a.per, "the key: source (default; /64 for IPv6), rule, or /LEN")
+        ->capture_default_str();
+    limit_cmd->add_option("--reason", a.reason, "why, for whoever reads `smtpfence list` next");
+
     auto* remove_cmd = app.add_subcommand("remove", "remove rules by their exact prefix");
     remove_cmd->alias("unblock");
     remove_cmd->add_option("CIDR", a.cidrs, "prefix of the rule to remove")->required();
@@ -240,7 +275,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     } catch (const CLI::ParseError& e) {
         if (app.get_subcommands().empty() && !app.remaining().empty()) {
             err << "smtpfence: unknown command '" << app.remaining().front()
-                << "'; commands: attach, detach, block, allow, remove (unblock), ports, list, status "
+                << "'; commands: attach, detach, block, allow, limit, remove (unblock), ports, list, status "
                    "(see --help)\n";
             return kExitUsage;
         }
@@ -257,6 +292,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         if (detach_cmd->parsed()) return cmd_detach(a, out, err);
         if (block_cmd->parsed()) return cmd_add(a, Action::Block, out, err);
         if (allow_cmd->parsed()) return cmd_add(a, Action::Allow, out, err);
+        if (limit_cmd->parsed()) return cmd_add(a, Action::Limit, out, err);
         if (remove_cmd->parsed()) return cmd_remove(a, out, err);
         if (ports_cmd->parsed()) return cmd_ports(a, ports_list->count() > 0, out);
         if (list_cmd->parsed()) return cmd_list(a, out);

@@ -8,10 +8,15 @@
 #include <ctime>
 #include <dirent.h>
 #include <filesystem>
+#include <fstream>
 #include <linux/if_link.h>
+#include <map>
 #include <memory>
 #include <net/if.h>
 #include <pwd.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <set>
 #include <unistd.h>
 
 #include "errors.h"
@@ -22,7 +27,12 @@ namespace smtpfence {
 namespace fs = std::filesystem;
 
 const char* action_name(Action action) {
-    return action == Action::Allow ? "allow" : "block";
+    switch (action) {
+    case Action::Allow: return "allow";
+    case Action::Block: return "block";
+    case Action::Limit: return "limit";
+    }
+    return "?";
 }
 
 namespace {
@@ -65,6 +75,16 @@ size_t key_size(Family family) {
 
 std::string fixed_string(const char* text, size_t capacity) {
     return std::string(text, strnlen(text, capacity));
+}
+
+LimitSpec limit_of(const rule_value& value) {
+    LimitSpec limit;
+    if (value.action != FENCE_ACTION_LIMIT) return limit;
+    limit.interval_ns = value.interval_ns;
+    limit.burst = value.interval_ns ? static_cast<uint32_t>(value.tolerance_ns / value.interval_ns + 1) : 0;
+    limit.max_conns = value.max_conns;
+    limit.key_prefixlen = value.key_prefixlen;
+    return limit;
 }
 
 void copy_fixed(char* dest, size_t capacity, const std::string& text) {
@@ -131,6 +151,8 @@ Fence Fence::open(const std::string& pin_dir) {
     fence.rule_info_ = map(FENCE_MAP_RULE_INFO);
     fence.config_ = map(FENCE_MAP_CONFIG);
     fence.stats_ = map(FENCE_MAP_STATS);
+    fence.limit_state_ = map(FENCE_MAP_LIMIT_STATE);
+    fence.conn_counts_ = map(FENCE_MAP_CONN_COUNTS);
     fence_config cfg = fence.read_config();
     if (cfg.magic != FENCE_CONFIG_MAGIC || cfg.layout_version != FENCE_LAYOUT_VERSION) {
         throw RuntimeError("the maps in " + pin_dir + " have layout version " + std::to_string(cfg.layout_version) +
@@ -145,6 +167,11 @@ fence_config Fence::read_config() const {
     fence_config cfg{};
     config_.lookup(&zero, &cfg);
     return cfg;
+}
+
+void Fence::write_config(const fence_config& cfg) const {
+    uint32_t zero = 0;
+    config_.update(&zero, &cfg);
 }
 
 std::optional<rule_value> Fence::lookup_value(const Cidr& cidr) const {
@@ -170,6 +197,7 @@ std::optional<Rule> Fence::find_rule(const Cidr& cidr) const {
     rule.cidr = cidr;
     rule.action = static_cast<Action>(value->action);
     rule.slot = value->slot;
+    rule.limit = limit_of(*value);
     return rule;
 }
 
@@ -204,6 +232,8 @@ rule_counters Fence::slot_counters(uint32_t slot) const {
     for (const auto& c : per_cpu) {
         sum.matched += c.matched;
         sum.dropped += c.dropped;
+        sum.rate_dropped += c.rate_dropped;
+        sum.conns_dropped += c.conns_dropped;
     }
     return sum;
 }
@@ -213,21 +243,37 @@ void Fence::reset_slot_counters(uint32_t slot) const {
     rule_counters_.update(&slot, zeros.data());
 }
 
-AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by) {
-    auto existing = find_rule(cidr);
+AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by,
+                          const LimitSpec& limit) {
+    auto existing = lookup_value(cidr);
     AddResult result{RuleChange::Added, std::nullopt};
     rule_value value{};
     value.action = static_cast<uint8_t>(action);
     value.prefixlen = cidr.prefixlen;
+    if (action == Action::Limit) {
+        value.key_prefixlen = limit.key_prefixlen;
+        value.max_conns = limit.max_conns;
+        value.interval_ns = limit.interval_ns;
+        value.tolerance_ns = limit.interval_ns * (limit.burst ? limit.burst - 1 : 0);
+    }
+    bool keeps_state = false;
     if (existing) {
         value.slot = existing->slot;
-        if (existing->action == action) {
+        if (existing->action == value.action) {
             result.change = RuleChange::Updated;
+            keeps_state = existing->key_prefixlen == value.key_prefixlen;
         } else {
-            result = {RuleChange::Replaced, existing->action};
+            result = {RuleChange::Replaced, static_cast<Action>(existing->action)};
         }
     } else {
         value.slot = allocate_slot();
+    }
+    if (keeps_state) {
+        value.rule_id = existing->rule_id;
+    } else {
+        fence_config cfg = read_config();
+        value.rule_id = ++cfg.next_rule_id;
+        write_config(cfg);
     }
 
     rule_info info{};
@@ -251,11 +297,20 @@ AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& re
         rule_key_v6 key = key_v6(cidr);
         trie(cidr.family).update(&key, &value);
     }
+    if (existing && !keeps_state) forget_connection_counts(existing->rule_id);
     return result;
 }
 
+void Fence::forget_connection_counts(uint32_t rule_id) const {
+    for (const auto& raw : conn_counts_.keys(sizeof(limit_key))) {
+        limit_key key;
+        std::memcpy(&key, raw.data(), sizeof key);
+        if (key.rule_id == rule_id) conn_counts_.erase(&key);
+    }
+}
+
 bool Fence::remove_rule(const Cidr& cidr) {
-    auto existing = find_rule(cidr);
+    auto existing = lookup_value(cidr);
     if (!existing) return false;
     if (cidr.family == Family::V4) {
         rule_key_v4 key = key_v4(cidr);
@@ -267,10 +322,21 @@ bool Fence::remove_rule(const Cidr& cidr) {
     rule_info empty{};
     rule_info_.update(&existing->slot, &empty);
     if (existing->slot < used_slots_.size()) used_slots_[existing->slot] = false;
+    forget_connection_counts(existing->rule_id);
     return true;
 }
 
 std::vector<Rule> Fence::rules() const {
+    // Keys with state, per rule id: a key counts once, whether it has a
+    // GCRA clock, a connection count, or both.
+    std::map<uint32_t, std::set<std::vector<uint8_t>>> keys_of_rule;
+    for (const MapRef* map : {&limit_state_, &conn_counts_}) {
+        for (const auto& raw : map->keys(sizeof(limit_key))) {
+            limit_key key;
+            std::memcpy(&key, raw.data(), sizeof key);
+            keys_of_rule[key.rule_id].insert(raw);
+        }
+    }
     std::vector<Rule> out;
     for (Family family : {Family::V4, Family::V6}) {
         for (const auto& raw : trie(family).keys(key_size(family))) {
@@ -280,7 +346,12 @@ std::vector<Rule> Fence::rules() const {
             rule.cidr = cidr_from_key(family, raw);
             rule.action = static_cast<Action>(value.action);
             rule.slot = value.slot;
+            rule.limit = limit_of(value);
             rule.counters = slot_counters(value.slot);
+            if (rule.action == Action::Limit) {
+                auto it = keys_of_rule.find(value.rule_id);
+                rule.tracked_keys = it == keys_of_rule.end() ? 0 : it->second.size();
+            }
             rule_info info{};
             if (rule_info_.lookup(&value.slot, &info)) {
                 rule.created_unix = info.created_unix;
@@ -307,8 +378,7 @@ void Fence::set_ports(const PortSet& ports) {
     fence_config cfg = read_config();
     std::fill(std::begin(cfg.smtp_ports), std::end(cfg.smtp_ports), 0);
     for (uint16_t port : ports) cfg.smtp_ports[port / 64] |= uint64_t{1} << (port % 64);
-    uint32_t zero = 0;
-    config_.update(&zero, &cfg);
+    write_config(cfg);
 }
 
 fence_stats Fence::counters() const {
@@ -376,6 +446,65 @@ void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t ma
             if (bpf_obj_get_info_by_fd(pinned.get(), &info, &len) == 0) size = info.max_entries;
         }
         bpf_map__set_max_entries(map, size);
+    }
+}
+
+uint64_t current_netns_cookie() {
+    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    uint64_t cookie = 0;
+    socklen_t len = sizeof cookie;
+    if (!sock || ::getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
+        throw RuntimeError(describe_errno("read this network namespace's cookie", errno));
+    }
+    return cookie;
+}
+
+// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified
+// system, /sys/fs/cgroup/unified on a hybrid one; "" if nowhere.
+std::string cgroup2_root() {
+    std::ifstream mounts("/proc/self/mounts");
+    std::string device, dir, type, rest;
+    std::string found;
+    while (mounts >> device >> dir >> type && std::getline(mounts, rest)) {
+        if (type != "cgroup2") continue;
+        if (dir == "/sys/fs/cgroup") return dir;
+        if (found.empty()) found = dir;
+    }
+    return found;
+}
+
+// The --max-conns bookkeeping runs on the host's TCP sockets: a sock_ops
+// program on the cgroup v2 root, attached once per instance and swapped
+// atomically like the XDP program.
+void attach_sockops(const std::string& pin_dir, int prog_fd, std::vector<std::string>& notes) {
+    std::string pin = pin_path(pin_dir, FENCE_PIN_SOCKOPS_LINK);
+    if (int fd = bpf_obj_get(pin.c_str()); fd >= 0) {
+        UniqueFd link(fd);
+        if (bpf_link_update(link.get(), prog_fd, nullptr) != 0) {
+            throw RuntimeError(describe_errno("update the connection counter", errno));
+        }
+        return;
+    }
+    std::string root = cgroup2_root();
+    if (root.empty()) {
+        notes.push_back("cgroup v2 is not mounted: `limit --max-conns` cannot count connections (block, allow and "
+                        "--rate work); mount it with `mount -t cgroup2 none /sys/fs/cgroup/unified`");
+        return;
+    }
+    UniqueFd cgroup(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cgroup) throw RuntimeError(describe_errno("open " + root, errno));
+    int fd = bpf_link_create(prog_fd, cgroup.get(), BPF_CGROUP_SOCK_OPS, nullptr);
+    if (fd < 0) throw RuntimeError(describe_errno("attach the connection counter to " + root, errno));
+    UniqueFd link(fd);
+    if (bpf_obj_pin(link.get(), pin.c_str()) != 0) throw RuntimeError(describe_errno("pin " + pin, errno));
+}
+
+void detach_sockops(const std::string& pin_dir) {
+    std::string pin = pin_path(pin_dir, FENCE_PIN_SOCKOPS_LINK);
+    if (int fd = bpf_obj_get(pin.c_str()); fd >= 0) {
+        UniqueFd link(fd);
+        bpf_link_detach(link.get());
+        ::unlink(pin.c_str());
     }
 }
 
@@ -447,11 +576,11 @@ LoadedProgram::LoadedProgram(const std::string& pin_dir, uint32_t max_rules) {
     if (bpf_map_lookup_elem(config_fd, &zero, &cfg) != 0) {
         throw RuntimeError(describe_errno("read map config", errno));
     }
-    if (cfg.magic != FENCE_CONFIG_MAGIC) {
-        cfg = default_config();
-        if (bpf_map_update_elem(config_fd, &zero, &cfg, 0) != 0) {
-            throw RuntimeError(describe_errno("write map config", errno));
-        }
+    if (cfg.magic != FENCE_CONFIG_MAGIC) cfg = default_config();
+    // The namespace this program guards: the one it is loaded from.
+    cfg.netns_cookie = current_netns_cookie();
+    if (bpf_map_update_elem(config_fd, &zero, &cfg, 0) != 0) {
+        throw RuntimeError(describe_errno("write map config", errno));
     }
 }
 
@@ -463,6 +592,10 @@ void LoadedProgram::SkeletonDeleter::operator()(::smtpfence_bpf* skel) const {
 
 int LoadedProgram::fd() const {
     return bpf_program__fd(skel_->progs.smtpfence_xdp);
+}
+
+int LoadedProgram::sockops_fd() const {
+    return bpf_program__fd(skel_->progs.smtpfence_sockops);
 }
 
 std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
@@ -499,6 +632,8 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
             throw RuntimeError(describe_errno("update the program on " + name, errno));
         }
     }
+
+    attach_sockops(pin_dir, program.sockops_fd(), notes);
 
     std::vector<AttachOutcome> outcomes;
     for (const auto& [name, ifindex] : targets) {
@@ -555,6 +690,8 @@ std::vector<std::string> detach(const std::string& pin_dir, const std::vector<st
         }
         ::unlink(pin.c_str());
     }
+    std::error_code ec;
+    if (fs::is_empty(pin_dir + "/" FENCE_PIN_LINKS_DIR, ec) && !ec) detach_sockops(pin_dir);
     return not_attached;
 }
 

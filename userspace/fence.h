@@ -19,15 +19,28 @@ namespace smtpfence {
 
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/smtpfence";
 
-enum class Action : uint8_t { Allow = FENCE_ACTION_ALLOW, Block = FENCE_ACTION_BLOCK };
+enum class Action : uint8_t { Allow = FENCE_ACTION_ALLOW, Block = FENCE_ACTION_BLOCK, Limit = FENCE_ACTION_LIMIT };
 
 const char* action_name(Action action);
+
+// What a `limit` rule meters. Sources whose first `key_prefixlen` bits agree
+// share one key (one bucket, one connection count).
+struct LimitSpec {
+    uint64_t interval_ns = 0;  // one new connection per interval; 0 = no rate
+    uint32_t burst = 0;        // connections a key may make at once (with a rate)
+    uint32_t max_conns = 0;    // concurrent connections per key; 0 = no cap
+    uint8_t key_prefixlen = 0;
+
+    bool operator==(const LimitSpec&) const = default;
+};
 
 struct Rule {
     Cidr cidr;
     Action action = Action::Block;
     uint32_t slot = 0;
+    LimitSpec limit;           // Action::Limit only
     rule_counters counters{};  // summed over CPUs
+    uint64_t tracked_keys = 0; // Action::Limit: keys with limiter state now
     uint64_t created_unix = 0;
     std::string created_by;
     std::string reason;
@@ -62,8 +75,10 @@ public:
 
     // Adds a rule, or changes the one with the same prefix in place (one map
     // update: no moment without a rule). Counters are kept when the action
-    // stays, reset when it changes.
-    AddResult add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by);
+    // stays, reset when it changes. Limiter state is kept while a limit keeps
+    // its key length, and starts fresh otherwise.
+    AddResult add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by,
+                       const LimitSpec& limit = {});
     // Removes the rule with exactly this prefix; false when there is none.
     bool remove_rule(const Cidr& cidr);
     std::optional<Rule> find_rule(const Cidr& cidr) const;
@@ -82,18 +97,22 @@ public:
 private:
     Fence() = default;
     const MapRef& trie(Family family) const { return family == Family::V4 ? rules_v4_ : rules_v6_; }
-    std::optional<rule_value> lookup_value(const Cidr& cidr) const;
     // Lowest free slot at or after the last one handed out; the used set is
     // read from the tries once per Fence, which runs under the pin-dir lock.
     uint32_t allocate_slot();
     rule_counters slot_counters(uint32_t slot) const;
     void reset_slot_counters(uint32_t slot) const;
     fence_config read_config() const;
+    void write_config(const fence_config& cfg) const;
+    // Drops the --max-conns counts of a rule id that no longer exists, so that
+    // they neither fill the map nor meet a future rule.
+    void forget_connection_counts(uint32_t rule_id) const;
+    std::optional<rule_value> lookup_value(const Cidr& cidr) const;
 
     std::vector<bool> used_slots_;
     size_t next_free_hint_ = 0;
     std::string pin_dir_;
-    MapRef rules_v4_, rules_v6_, rule_counters_, rule_info_, config_, stats_;
+    MapRef rules_v4_, rules_v6_, rule_counters_, rule_info_, config_, stats_, limit_state_, conn_counts_;
 };
 
 // The embedded XDP program, loaded against the pinned maps of a pin directory
@@ -103,7 +122,8 @@ public:
     LoadedProgram(const std::string& pin_dir, uint32_t max_rules);
     LoadedProgram(LoadedProgram&&) noexcept = default;
     ~LoadedProgram();
-    int fd() const;
+    int fd() const;          // the XDP program
+    int sockops_fd() const;  // the --max-conns connection counter
 
 private:
     struct SkeletonDeleter {

@@ -1,5 +1,7 @@
 #include "output.h"
 
+#include "limit_options.h"
+
 #include <algorithm>
 #include <ctime>
 #include <sstream>
@@ -57,6 +59,27 @@ const char* family_name(Family family) {
 
 }  // namespace
 
+std::string describe_limit(const LimitSpec& limit, const Cidr& cidr) {
+    std::string text;
+    if (limit.interval_ns) text = format_rate(limit.interval_ns) + " burst " + std::to_string(limit.burst);
+    if (limit.max_conns) {
+        text += (text.empty() ? "" : ", ") + std::string("at most ") + std::to_string(limit.max_conns) + " open";
+    }
+    return text + " per " + describe_key(limit.key_prefixlen, cidr);
+}
+
+namespace {
+
+// The second line of a limit rule in `list`: its terms and what it did.
+std::string limit_line(const Rule& r) {
+    const rule_counters& c = r.counters;
+    return describe_limit(r.limit, r.cidr) + "; " + std::to_string(r.tracked_keys) + " keys tracked; allowed " +
+           std::to_string(c.matched - c.dropped) + ", dropped by rate " + std::to_string(c.rate_dropped) +
+           ", by max-conns " + std::to_string(c.conns_dropped);
+}
+
+}  // namespace
+
 std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix) {
     if (rules.empty()) return "no rules: every source may connect\n";
     std::vector<std::vector<std::string>> rows{{"ACTION", "SOURCE", "MATCHED", "DROPPED", "AGE", "BY", "REASON"}};
@@ -66,16 +89,43 @@ std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix) {
                         std::to_string(r.counters.dropped), age, r.created_by.empty() ? "-" : r.created_by,
                         r.reason.empty() ? "-" : r.reason});
     }
-    return table(rows, {false, false, true, true, false, false, false});
+    std::istringstream lines(table(rows, {false, false, true, true, false, false, false}));
+    std::ostringstream out;
+    std::string line;
+    std::getline(lines, line);
+    out << line << '\n';
+    for (const auto& r : rules) {
+        std::getline(lines, line);
+        out << line << '\n';
+        if (r.action == Action::Limit) out << "        ↳ " << limit_line(r) << '\n';
+    }
+    return out.str();
 }
 
 nlohmann::ordered_json rule_json(const Rule& rule) {
+    nlohmann::ordered_json limit = nullptr;
+    if (rule.action == Action::Limit) {
+        const LimitSpec& l = rule.limit;
+        limit = {
+            {"rate", l.interval_ns ? nlohmann::ordered_json(format_rate(l.interval_ns)) : nullptr},
+            {"interval_ns", l.interval_ns},
+            {"burst", l.burst},
+            {"max_conns", l.max_conns},
+            {"per", describe_key(l.key_prefixlen, rule.cidr)},
+            {"key_prefixlen", l.key_prefixlen},
+            {"tracked_keys", rule.tracked_keys},
+            {"allowed", rule.counters.matched - rule.counters.dropped},
+            {"rate_dropped", rule.counters.rate_dropped},
+            {"conns_dropped", rule.counters.conns_dropped},
+        };
+    }
     return {
         {"cidr", format_cidr(rule.cidr)},
         {"family", family_name(rule.cidr.family)},
         {"action", action_name(rule.action)},
         {"matched", rule.counters.matched},
         {"dropped", rule.counters.dropped},
+        {"limit", limit},
         {"created_unix", rule.created_unix},
         {"created", rule.created_unix ? format_utc(rule.created_unix) : ""},
         {"created_by", rule.created_by},
@@ -92,14 +142,18 @@ nlohmann::ordered_json rules_json(const std::vector<Rule>& rules) {
 namespace {
 
 struct RuleCounts {
-    size_t block = 0, allow = 0;
+    size_t block = 0, allow = 0, limit = 0;
 };
 
 RuleCounts count_rules(const std::vector<Rule>& rules, Family family) {
     RuleCounts c;
     for (const auto& r : rules) {
         if (r.cidr.family != family) continue;
-        (r.action == Action::Block ? c.block : c.allow)++;
+        switch (r.action) {
+        case Action::Block: c.block++; break;
+        case Action::Allow: c.allow++; break;
+        case Action::Limit: c.limit++; break;
+        }
     }
     return c;
 }
@@ -130,8 +184,12 @@ std::string status_text(const StatusView& st) {
     }
     out << "ports:      " << format_port_list(st.ports) << '\n';
     RuleCounts v4 = count_rules(st.rules, Family::V4), v6 = count_rules(st.rules, Family::V6);
-    out << "rules:      IPv4 " << v4.block << " block, " << v4.allow << " allow; IPv6 " << v6.block << " block, "
-        << v6.allow << " allow; capacity " << st.capacity << " per family\n";
+    out << "rules:      IPv4 " << v4.block << " block, " << v4.allow << " allow, " << v4.limit << " limit; IPv6 "
+        << v6.block << " block, " << v6.allow << " allow, " << v6.limit << " limit; capacity " << st.capacity
+        << " per family\n";
+    for (const auto& r : st.rules) {
+        if (r.action == Action::Limit) out << "limit:      " << format_cidr(r.cidr) << ": " << limit_line(r) << '\n';
+    }
     const fence_stats& c = st.counters;
     out << "packets:    seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << "; SMTP "
         << c.smtp << " (new connections " << c.smtp_syn << "), port-less fragments " << c.fragments
@@ -148,9 +206,13 @@ nlohmann::ordered_json status_json(const StatusView& st) {
                               {"program_id", a.program_id},
                               {"link_id", a.link_id}});
     }
+    nlohmann::ordered_json limits = nlohmann::ordered_json::array();
+    for (const auto& r : st.rules) {
+        if (r.action == Action::Limit) limits.push_back(rule_json(r));
+    }
     auto counts = [&](Family f) {
         RuleCounts c = count_rules(st.rules, f);
-        return nlohmann::ordered_json{{"block", c.block}, {"allow", c.allow}};
+        return nlohmann::ordered_json{{"block", c.block}, {"allow", c.allow}, {"limit", c.limit}};
     };
     return {
         {"version", st.version},
@@ -159,6 +221,7 @@ nlohmann::ordered_json status_json(const StatusView& st) {
         {"interfaces", interfaces},
         {"ports", st.ports},
         {"rules", {{"ipv4", counts(Family::V4)}, {"ipv6", counts(Family::V6)}, {"capacity", st.capacity}}},
+        {"limits", limits},
         {"counters", counters_json(st.counters)},
     };
 }

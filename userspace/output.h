@@ -28,6 +28,9 @@ std::string format_age(uint64_t seconds);
 // "2026-11-25T22:10:37Z".
 std::string format_utc(uint64_t unix_seconds);
 
+// "5/s burst 5, at most 3 open per source".
+std::string describe_limit(const LimitSpec& limit, const Cidr& cidr);
+
 std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix);
 nlohmann::ordered_json rule_json(const Rule& rule);
 nlohmann::ordered_json rules_json(const std::vector<Rule>& rules);

@@ -9,7 +9,7 @@ Rule make_rule(const char* cidr, Action action, uint64_t matched, uint64_t dropp
     Rule r;
     r.cidr = parse_cidr(cidr).cidr;
     r.action = action;
-    r.counters = {matched, dropped};
+    r.counters = {matched, dropped, 0, 0};
     r.created_unix = 1795600000;
     r.created_by = "alice";
     r.reason = reason;
@@ -94,7 +94,7 @@ TEST(StatusText, WarnsWhenNothingIsAttached) {
     std::string text = status_text(st);
     EXPECT_NE(text.find("none attached: the rules below are not enforced"), std::string::npos) << text;
     EXPECT_NE(text.find("ports:      25,587"), std::string::npos) << text;
-    EXPECT_NE(text.find("IPv4 1 block, 1 allow; IPv6 1 block, 0 allow"), std::string::npos) << text;
+    EXPECT_NE(text.find("IPv4 1 block, 1 allow, 0 limit; IPv6 1 block, 0 allow, 0 limit"), std::string::npos) << text;
 }
 
 }  // namespace
