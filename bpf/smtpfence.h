@@ -15,8 +15,9 @@
 #define FENCE_LAYOUT_VERSION 2
 #define FENCE_CONFIG_MAGIC 0x736d7466u /* "smtf": config map was initialised */
 
-/* Default capacity: rules per address family, and rule slots in total.
- * Emergency rule sets are small; large block lists raise it at first attach
+/* Default capacity: rules per address family (the rule slots of
+ * rule_counters and rule_info are twice that, for both families). Emergency
+ * rule sets are small; large block lists raise it at first attach
  * (`attach --max-rules`), which sizes the maps when they are created. */
 #define FENCE_DEFAULT_MAX_RULES 65536
 

@@ -434,10 +434,14 @@ std::vector<Attachment> Fence::attachments() const {
 namespace {
 
 // Sizes the rule maps: the pinned ones keep their size (libbpf only reuses a
-// pin whose definition matches), new ones get `max_rules`.
+// pin whose definition matches), new ones get `max_rules` per family; the
+// slot maps serve both families.
 void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t max_rules) {
-    for (bpf_map* map : {skel->maps.rules_v4, skel->maps.rules_v6, skel->maps.rule_counters, skel->maps.rule_info}) {
-        uint32_t size = max_rules;
+    const std::pair<bpf_map*, uint32_t> sizes[] = {{skel->maps.rules_v4, max_rules},
+                                                   {skel->maps.rules_v6, max_rules},
+                                                   {skel->maps.rule_counters, 2 * max_rules},
+                                                   {skel->maps.rule_info, 2 * max_rules}};
+    for (auto [map, size] : sizes) {
         int fd = bpf_obj_get(pin_path(pin_dir, bpf_map__name(map)).c_str());
         if (fd >= 0) {
             UniqueFd pinned(fd);
@@ -447,6 +451,7 @@ void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t ma
         }
         bpf_map__set_max_entries(map, size);
     }
+}
 }
 
 uint64_t current_netns_cookie() {

@@ -73,7 +73,8 @@ namespace {
 // The second line of a limit rule in `list`: its terms and what it did.
 std::string limit_line(const Rule& r) {
     const rule_counters& c = r.counters;
-    return describe_limit(r.limit, r.cidr) + "; " + std::to_string(r.tracked_keys) + " keys tracked; allowed " +
+    return describe_limit(r.limit, r.cidr) + "; " + std::to_string(r.tracked_keys) +
+           (r.tracked_keys == 1 ? " key" : " keys") + " tracked; allowed " +
            std::to_string(c.matched - c.dropped) + ", dropped by rate " + std::to_string(c.rate_dropped) +
            ", by max-conns " + std::to_string(c.conns_dropped);
 }
