@@ -452,7 +452,6 @@ void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t ma
         bpf_map__set_max_entries(map, size);
     }
 }
-}
 
 uint64_t current_netns_cookie() {
     UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
