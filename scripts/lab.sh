@@ -13,7 +13,9 @@
 #   4. `smtpfence block 203.0.113.0/24 --reason "notifier storm"`;
 #   5. the storm's SMTP connections now fail, while its ssh (22) and the
 #      legitimate client's SMTP still work; `list` and `status` are shown;
-#   6. `smtpfence remove 203.0.113.0/24`: the storm connects again.
+#   6. `smtpfence remove 203.0.113.0/24`: the storm connects again;
+#   7. `smtpfence limit 203.0.113.0/24 --rate 5/s --per rule`: the storm is
+#      slowed to the bucket's bound instead of refused.
 #
 # It touches no real interface and no real smtpfence installation: rules are
 # pinned in a private directory, /sys/fs/bpf/smtpfence-lab-PID, and all of it
@@ -220,6 +222,21 @@ rc=$?
 record "remove 203.0.113.0/24" "exit 0" "exit $rc" $((rc == 0))
 storm 25
 record "storm -> :25, after remove" "$TOTAL/$TOTAL connect" "$STORM_OK/$TOTAL" $((STORM_OK == TOTAL))
+
+step "Slowing instead of refusing: the storm's network as an upstream unloading a backlog"
+note "a rate cap on new connections, one bucket for the whole /24: 5/s, 5 at once"
+shown limit 203.0.113.0/24 --rate 5/s --burst 5 --per rule --reason "upstream backlog"
+rc=$?
+record "limit 203.0.113.0/24 --rate 5/s" "exit 0" "exit $rc" $((rc == 0))
+limit_started=$(date +%s%N)
+storm 25
+elapsed_ms=$((($(date +%s%N) - limit_started) / 1000000))
+# GCRA bound: the burst, plus one connection per 200 ms that passed.
+max_ok=$((5 + elapsed_ms / 200 + 1))
+note "$STORM_OK of $TOTAL connected in ${elapsed_ms} ms: the bucket allows at most 5 + 5/s x elapsed = $max_ok"
+record "storm -> :25, limited to 5/s" "5..$max_ok connect" "$STORM_OK/$TOTAL" $((STORM_OK >= 5 && STORM_OK <= max_ok))
+shown list
+shown remove 203.0.113.0/24
 
 step "Detaching (the lab's namespaces go next)"
 shown detach "$MX_STORM_IF" "$MX_CLIENT_IF"
