@@ -1,0 +1,1002 @@
+// The XDP program's `limit` action on crafted frames, through
+// bpf_prog_test_run_opts: GCRA bursts and refill, limiter keys (per source, per
+// rule, per prefix; IPv6 sources as /64), precedence against allow and block,
+// what a limit never meters (established segments, other ports, fragments),
+// --max-conns against conn_counts entries written directly, and what happens
+// to limiter state when a rule changes. Every test gets fresh pinned maps, so
+// the global and per-rule counters are asserted as exact totals.
+// Needs root; skipped otherwise.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bpf_handles.h"
+#include "cidr.h"
+#include "fence.h"
+#include "limit_options.h"
+#include "smtpfence.h"
+
+using namespace smtpfence;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Frames
+
+using LimFrame = std::vector<uint8_t>;
+
+void lim_put16(LimFrame& out, uint16_t v) {
+    out.push_back(static_cast<uint8_t>(v >> 8));
+    out.push_back(static_cast<uint8_t>(v));
+}
+
+void lim_put32(LimFrame& out, uint32_t v) {
+    lim_put16(out, static_cast<uint16_t>(v >> 16));
+    lim_put16(out, static_cast<uint16_t>(v));
+}
+
+bool is_v6(const std::string& addr) { return addr.find(':') != std::string::npos; }
+
+std::vector<uint8_t> address_bytes(const std::string& text) {
+    const int family = is_v6(text) ? AF_INET6 : AF_INET;
+    uint8_t addr[16] = {};
+    if (inet_pton(family, text.c_str(), addr) != 1) throw std::invalid_argument("bad address " + text);
+    return std::vector<uint8_t>(addr, addr + (family == AF_INET ? 4 : 16));
+}
+
+constexpr uint8_t kLimFin = 0x01, kLimSyn = 0x02, kLimRst = 0x04, kLimPsh = 0x08, kLimAck = 0x10;
+
+// A 20-byte TCP header (checksum zero: XDP does not look) and `payload` bytes.
+LimFrame tcp_segment(uint16_t dport, uint8_t flags, size_t payload = 0) {
+    LimFrame out;
+    lim_put16(out, 40000);
+    lim_put16(out, dport);
+    lim_put32(out, 1000);
+    lim_put32(out, (flags & kLimAck) ? 2000 : 0);
+    out.push_back(5 << 4);
+    out.push_back(flags);
+    lim_put16(out, 64240);
+    lim_put32(out, 0);
+    out.insert(out.end(), payload, 'x');
+    return out;
+}
+
+constexpr uint16_t kLimMoreFragments = 0x2000;
+
+// Ethernet + IPv4 (source `src`, frag_off as on the wire) + `l4`.
+LimFrame frame4(const std::string& src, const LimFrame& l4, uint16_t frag_off = 0) {
+    LimFrame out{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
+    lim_put16(out, ETH_P_IP);
+    const size_t ip_start = out.size();
+    out.push_back(0x45);
+    out.push_back(0);
+    lim_put16(out, static_cast<uint16_t>(20 + l4.size()));
+    lim_put16(out, 0x4321);
+    lim_put16(out, frag_off);
+    out.push_back(64);
+    out.push_back(IPPROTO_TCP);
+    lim_put16(out, 0);
+    for (uint8_t b : address_bytes(src)) out.push_back(b);
+    for (uint8_t b : address_bytes("192.0.2.25")) out.push_back(b);
+    uint32_t sum = 0;
+    for (size_t i = ip_start; i < ip_start + 20; i += 2) sum += static_cast<uint32_t>(out[i] << 8 | out[i + 1]);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    out[ip_start + 10] = static_cast<uint8_t>(~sum >> 8);
+    out[ip_start + 11] = static_cast<uint8_t>(~sum);
+    out.insert(out.end(), l4.begin(), l4.end());
+    return out;
+}
+
+// Ethernet + IPv6 + `l4`; with `fragment_offset` (8-byte units) a fragment
+// header sits between them.
+LimFrame frame6(const std::string& src, const LimFrame& l4, std::optional<uint16_t> fragment_offset = {}) {
+    LimFrame chain;
+    if (fragment_offset) {
+        chain.push_back(IPPROTO_TCP);
+        chain.push_back(0);
+        lim_put16(chain, static_cast<uint16_t>(*fragment_offset << 3 | 1));  // M flag set
+        lim_put32(chain, 0x12345678);
+    }
+    chain.insert(chain.end(), l4.begin(), l4.end());
+    LimFrame out{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
+    lim_put16(out, ETH_P_IPV6);
+    lim_put32(out, 0x60000000);
+    lim_put16(out, static_cast<uint16_t>(chain.size()));
+    out.push_back(fragment_offset ? uint8_t{IPPROTO_FRAGMENT} : uint8_t{IPPROTO_TCP});
+    out.push_back(64);
+    for (uint8_t b : address_bytes(src)) out.push_back(b);
+    for (uint8_t b : address_bytes("2001:db8:25::25")) out.push_back(b);
+    out.insert(out.end(), chain.begin(), chain.end());
+    return out;
+}
+
+LimFrame segment_from(const std::string& src, uint8_t flags, uint16_t dport = 25, size_t payload = 0) {
+    const LimFrame l4 = tcp_segment(dport, flags, payload);
+    return is_v6(src) ? frame6(src, l4) : frame4(src, l4);
+}
+
+// A new SMTP connection attempt: SYN without ACK to port 25 (or `dport`).
+LimFrame syn_from(const std::string& src, uint16_t dport = 25) { return segment_from(src, kLimSyn, dport); }
+
+// A later fragment of a TCP segment from `src`: no TCP header, no port.
+LimFrame later_fragment_from(const std::string& src) {
+    const LimFrame data(48, 'x');
+    return is_v6(src) ? frame6(src, data, 185) : frame4(src, data, kLimMoreFragments | 185);
+}
+
+// ---------------------------------------------------------------------------
+// Counters
+
+struct GlobalCounts {
+    uint64_t seen = 0, passed = 0, dropped = 0, smtp = 0, smtp_syn = 0, fragments = 0, malformed = 0;
+    bool operator==(const GlobalCounts&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const GlobalCounts& c) {
+    return os << "{seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << ", smtp " << c.smtp
+              << ", smtp_syn " << c.smtp_syn << ", fragments " << c.fragments << ", malformed " << c.malformed
+              << "}";
+}
+
+// One rule's counters (summed over CPUs) and the keys it tracks.
+struct RuleCounts {
+    uint64_t matched = 0, dropped = 0, rate_dropped = 0, conns_dropped = 0, tracked_keys = 0;
+    bool operator==(const RuleCounts&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const RuleCounts& c) {
+    return os << "{matched " << c.matched << ", dropped " << c.dropped << ", rate_dropped " << c.rate_dropped
+              << ", conns_dropped " << c.conns_dropped << ", tracked_keys " << c.tracked_keys << "}";
+}
+
+// A limiter map key, comparable and printable (limit_key is a C struct of the
+// global namespace; this one lives here so that gtest finds its operators).
+struct LimKey {
+    uint32_t rule_id = 0;
+    unsigned family = 0;
+    std::array<uint8_t, 16> addr{};
+    auto operator<=>(const LimKey&) const = default;
+};
+
+LimKey from_raw(const limit_key& raw) {
+    LimKey k;
+    k.rule_id = raw.rule_id;
+    k.family = raw.family;
+    std::memcpy(k.addr.data(), raw.addr, sizeof raw.addr);
+    return k;
+}
+
+limit_key to_raw(const LimKey& k) {
+    limit_key raw{};
+    raw.rule_id = k.rule_id;
+    raw.family = static_cast<uint8_t>(k.family);
+    std::memcpy(raw.addr, k.addr.data(), sizeof raw.addr);
+    return raw;
+}
+
+std::ostream& operator<<(std::ostream& os, const LimKey& k) {
+    return os << "{rule " << k.rule_id << ", family " << k.family << ", "
+              << format_address(k.family == 4 ? Family::V4 : Family::V6, k.addr) << "}";
+}
+
+using Keys = std::vector<LimKey>;
+
+Keys sorted(Keys keys) {
+    std::sort(keys.begin(), keys.end());
+    return keys;
+}
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string repeat(char c, size_t n) { return std::string(n, c); }
+
+// ---------------------------------------------------------------------------
+// GCRA with uncertain clocks: the program reads bpf_ktime_get_ns() (CLOCK_MONOTONIC)
+// somewhere inside each run, and the test knows only that it lies between
+// clock_gettime(CLOCK_MONOTONIC) before and after the run. The model keeps the
+// TAT as an interval and predicts a verdict only when every possible `now`
+// gives the same one; otherwise it answers '?' and knows nothing from then on.
+
+class UncertainGcra {
+public:
+    UncertainGcra(uint64_t interval, uint64_t tolerance) : interval_(interval), tolerance_(tolerance) {}
+
+    char step(uint64_t now_lo, uint64_t now_hi) {
+        if (lost_) return '?';
+        if (!known_) {
+            // First sight: TAT = now, admitted (now - now <= tolerance), TAT = now + interval.
+            known_ = true;
+            tat_lo_ = now_lo + interval_;
+            tat_hi_ = now_hi + interval_;
+            return 'P';
+        }
+        // Admitted iff max(tat, now) - now <= tolerance, i.e. now + tolerance >= tat.
+        if (now_lo + tolerance_ >= tat_hi_) {
+            tat_lo_ = std::max(tat_lo_, now_lo) + interval_;
+            tat_hi_ = std::max(tat_hi_, now_hi) + interval_;
+            return 'P';
+        }
+        if (now_hi + tolerance_ < tat_lo_) return 'D';
+        lost_ = true;
+        return '?';
+    }
+
+private:
+    uint64_t interval_, tolerance_;
+    bool known_ = false, lost_ = false;
+    uint64_t tat_lo_ = 0, tat_hi_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Fixture: the program loaded against a private pin directory, never attached.
+
+const std::string kNet4 = "203.0.113.0/24";
+const std::string kNet6 = "2001:db8:1::/48";
+
+class LimitVerdicts : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF, a bpffs on /sys/fs/bpf)";
+        static int instance = 0;
+        pin_dir_ =
+            "/sys/fs/bpf/smtpfence-limittest-" + std::to_string(getpid()) + "-" + std::to_string(instance++);
+        prepare_pin_dir(pin_dir_);
+        program_.emplace(pin_dir_, 1024);
+        fence_.emplace(Fence::open(pin_dir_));
+    }
+
+    void TearDown() override {
+        fence_.reset();
+        program_.reset();
+        if (!pin_dir_.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(pin_dir_, ec);
+            EXPECT_FALSE(ec) << "remove " << pin_dir_ << ": " << ec.message();
+        }
+    }
+
+    Fence& fence() { return *fence_; }
+
+    // The LimitSpec the CLI builds from `--rate RATE --burst BURST --max-conns N --per PER`
+    // (an empty rate: no --rate).
+    static LimitSpec spec(const std::string& cidr, const std::string& rate, uint32_t burst,
+                          const std::string& per = "source", uint32_t max_conns = 0) {
+        LimitSpec s;
+        s.interval_ns = rate.empty() ? 0 : parse_rate(rate);
+        s.burst = burst;
+        s.max_conns = max_conns;
+        s.key_prefixlen = key_prefixlen_for(parse_key_scope(per), parse_cidr(cidr).cidr);
+        return s;
+    }
+
+    AddResult add_limit(const std::string& cidr, const std::string& rate, uint32_t burst,
+                        const std::string& per = "source", uint32_t max_conns = 0) {
+        return fence().add_rule(parse_cidr(cidr).cidr, Action::Limit, "limit test", "gtest",
+                                spec(cidr, rate, burst, per, max_conns));
+    }
+
+    AddResult add(const std::string& cidr, Action action) {
+        return fence().add_rule(parse_cidr(cidr).cidr, action, "limit test", "gtest");
+    }
+
+    // 'P' for XDP_PASS, 'D' for XDP_DROP, 'E' when the kernel refused the run.
+    char run(const LimFrame& frame) const {
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                    .data_size_in = static_cast<__u32>(frame.size()), .repeat = 1);
+        if (bpf_prog_test_run_opts(program_->fd(), &opts) != 0) return 'E';
+        return opts.retval == XDP_PASS ? 'P' : opts.retval == XDP_DROP ? 'D' : 'E';
+    }
+
+    std::string run_n(const LimFrame& frame, size_t n) const {
+        std::string out;
+        for (size_t i = 0; i < n; ++i) out += run(frame);
+        return out;
+    }
+
+    // `n` SYNs to port 25 from `src`, back to back: "PPD..." in order.
+    std::string syns(const std::string& src, size_t n) const { return run_n(syn_from(src), n); }
+
+    GlobalCounts global() const {
+        const fence_stats s = fence_->counters();
+        return {s.seen, s.passed, s.dropped, s.smtp, s.smtp_syn, s.fragments, s.malformed};
+    }
+
+    std::optional<Rule> rule(const std::string& cidr) const {
+        const Cidr want = parse_cidr(cidr).cidr;
+        for (const Rule& r : fence_->rules()) {
+            if (r.cidr == want) return r;
+        }
+        return std::nullopt;
+    }
+
+    RuleCounts counts(const std::string& cidr) const {
+        const auto r = rule(cidr);
+        if (!r) {
+            ADD_FAILURE() << "no rule " << cidr << " in Fence::rules()";
+            return {};
+        }
+        return {r->counters.matched, r->counters.dropped, r->counters.rate_dropped, r->counters.conns_dropped,
+                r->tracked_keys};
+    }
+
+    UniqueFd pinned(const char* name) const {
+        const std::string path = pin_dir_ + "/" + name;
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0) throw std::runtime_error("bpf_obj_get " + path + ": " + std::strerror(errno));
+        return UniqueFd(fd);
+    }
+
+    // The rule's value as the program reads it from the trie.
+    rule_value trie_value(const std::string& cidr_text) const {
+        const Cidr cidr = parse_cidr(cidr_text).cidr;
+        rule_value value{};
+        int err;
+        if (cidr.family == Family::V4) {
+            rule_key_v4 key{};
+            key.prefixlen = cidr.prefixlen;
+            std::memcpy(key.addr, cidr.addr.data(), sizeof key.addr);
+            err = bpf_map_lookup_elem(pinned(FENCE_MAP_RULES_V4).get(), &key, &value);
+        } else {
+            rule_key_v6 key{};
+            key.prefixlen = cidr.prefixlen;
+            std::memcpy(key.addr, cidr.addr.data(), sizeof key.addr);
+            err = bpf_map_lookup_elem(pinned(FENCE_MAP_RULES_V6).get(), &key, &value);
+        }
+        if (err != 0) throw std::runtime_error("no trie entry for " + cidr_text);
+        if (value.prefixlen != cidr.prefixlen) throw std::runtime_error("trie entry for " + cidr_text + " is broader");
+        return value;
+    }
+
+    uint32_t rule_id(const std::string& cidr) const { return trie_value(cidr).rule_id; }
+
+    // Every key of a limiter map (limit_state or conn_counts), sorted.
+    Keys keys_of(const char* map) const {
+        UniqueFd fd = pinned(map);
+        Keys out;
+        limit_key next{}, prev{};
+        bool first = true;
+        while (bpf_map_get_next_key(fd.get(), first ? nullptr : &prev, &next) == 0) {
+            out.push_back(from_raw(next));
+            prev = next;
+            first = false;
+        }
+        return sorted(out);
+    }
+
+    void set_conn_count(const LimKey& key, uint32_t open) const {
+        const limit_key raw = to_raw(key);
+        ASSERT_EQ(bpf_map_update_elem(pinned(FENCE_MAP_CONN_COUNTS).get(), &raw, &open, BPF_ANY), 0)
+            << "write conn_counts " << key << ": " << std::strerror(errno);
+    }
+
+    std::optional<uint32_t> conn_count(const LimKey& key) const {
+        const limit_key raw = to_raw(key);
+        uint32_t open = 0;
+        if (bpf_map_lookup_elem(pinned(FENCE_MAP_CONN_COUNTS).get(), &raw, &open) != 0) return std::nullopt;
+        return open;
+    }
+
+    std::optional<uint64_t> tat_of(const LimKey& key) const {
+        const limit_key raw = to_raw(key);
+        limit_state st{};
+        if (bpf_map_lookup_elem(pinned(FENCE_MAP_LIMIT_STATE).get(), &raw, &st) != 0) return std::nullopt;
+        return st.tat_ns;
+    }
+
+private:
+    std::string pin_dir_;
+    std::optional<LoadedProgram> program_;
+    std::optional<Fence> fence_;
+};
+
+// The limiter key the test expects for `src` under rule `id` with key length
+// `keylen`, masked here independently of the program.
+LimKey expected_key(uint32_t id, const std::string& src, unsigned keylen) {
+    LimKey key;
+    key.rule_id = id;
+    key.family = is_v6(src) ? 6 : 4;
+    const std::vector<uint8_t> addr = address_bytes(src);
+    for (size_t i = 0; i < addr.size(); ++i) {
+        const unsigned bit = static_cast<unsigned>(i) * 8;
+        if (bit + 8 <= keylen) {
+            key.addr[i] = addr[i];
+        } else if (bit < keylen) {
+            key.addr[i] = static_cast<uint8_t>(addr[i] & (0xff00u >> (keylen - bit)));
+        }
+    }
+    return key;
+}
+
+// ---------------------------------------------------------------------------
+// Bursts: a fresh key may open `burst` connections at once, then none until
+// the rate refills it. The intervals are long enough that no token comes back
+// while the test runs (asserted from the measured time).
+
+struct BurstCase {
+    std::string rate;
+    uint32_t burst;
+    size_t syns;
+};
+
+class LimitBursts : public LimitVerdicts, public ::testing::WithParamInterface<BurstCase> {};
+
+TEST_P(LimitBursts, ExactlyBurstPassThenAllDrop) {
+    const BurstCase& c = GetParam();
+    const LimitSpec s = spec(kNet4, c.rate, c.burst);
+    add_limit(kNet4, c.rate, c.burst);
+    ASSERT_TRUE(rule(kNet4));
+    EXPECT_EQ(rule(kNet4)->action, Action::Limit);
+    EXPECT_EQ(rule(kNet4)->limit, s) << "the rule reads back as it was written";
+    EXPECT_EQ(counts(kNet4), RuleCounts{}) << "no state before the first SYN";
+
+    const uint64_t start = monotonic_ns();
+    const std::string got = syns("203.0.113.10", c.syns);
+    const uint64_t elapsed = monotonic_ns() - start;
+    ASSERT_LT(elapsed, s.interval_ns) << "the SYNs took longer than one interval: a token may have come back";
+
+    const uint64_t dropped = c.syns - c.burst;
+    EXPECT_EQ(got, repeat('P', c.burst) + repeat('D', dropped));
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = c.syns, .dropped = dropped, .rate_dropped = dropped,
+                                         .tracked_keys = 1}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = c.syns, .passed = c.burst, .dropped = dropped, .smtp = c.syns,
+                                      .smtp_syn = c.syns}));
+
+    // The key is the rule's id, family 4 and the whole source (--per source = /32).
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
+              Keys{expected_key(rule_id(kNet4), "203.0.113.10", 32)});
+    EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS), Keys{}) << "a rate alone counts no connections";
+}
+
+INSTANTIATE_TEST_SUITE_P(Rates, LimitBursts,
+                         ::testing::Values(BurstCase{"5/s", 5, 20},    // interval 200 ms
+                                           BurstCase{"5/s", 1, 20},    // burst 1: one, then nothing
+                                           BurstCase{"100/h", 100, 130}),  // interval 36 s
+                         [](const ::testing::TestParamInfo<BurstCase>& info) {
+                             return "burst" + std::to_string(info.param.burst);
+                         });
+
+// ---------------------------------------------------------------------------
+// Refill
+
+TEST_F(LimitVerdicts, BucketRefillsOneTokenPerInterval) {
+    // 1000/s: one token per millisecond, burst 5. A key is drained (5 pass, the
+    // 6th drops); 3.5 intervals after its first SYN it has earned back 3.5
+    // tokens, i.e. 3 whole ones: 3 SYNs pass, the 4th drops, as long as they
+    // all land before the 4th token (4 intervals after the first SYN).
+    //
+    // Every verdict is checked against a GCRA model fed with the clock read
+    // before and after each run (widened by 1 us: bpf_ktime_get_ns() is the
+    // NMI-safe fast reader of the same CLOCK_MONOTONIC, which can differ from
+    // the vDSO's reading by the few ns of an NTP adjustment, never by 1 us).
+    // When the machine stalls the test for the better part of a millisecond,
+    // the timing no longer says "exactly 3" (the model then predicts what
+    // the program must do instead, or cannot tell at a token boundary); that
+    // attempt still checks what it can, and the test retries with a fresh
+    // source, up to 8 times.
+    const uint64_t interval = parse_rate("1000/s");
+    ASSERT_EQ(interval, 1'000'000u);
+    const uint32_t burst = 5;
+    const uint64_t tolerance = (burst - 1) * interval;
+    const uint64_t slack = 1'000;
+    add_limit(kNet4, "1000/s", burst);
+
+    const std::string wanted = "PPPPPD" "PPPD";
+    std::string all;  // every verdict of every attempt, for the counters
+    int attempts = 0;
+    bool undisturbed = false;
+    for (; attempts < 8 && !undisturbed; ++attempts) {
+        const std::string src = "203.0.113." + std::to_string(100 + attempts);
+        SCOPED_TRACE("attempt " + std::to_string(attempts) + ", source " + src);
+        const LimFrame syn = syn_from(src);
+        UncertainGcra model(interval, tolerance);
+        std::string got, predicted;
+        uint64_t first_after = 0;
+        auto timed_syn = [&] {
+            const uint64_t before = monotonic_ns();
+            got += run(syn);
+            const uint64_t after = monotonic_ns();
+            predicted += model.step(before - slack, after + slack);
+            if (first_after == 0) first_after = after;
+        };
+        for (uint32_t i = 0; i < burst + 1; ++i) timed_syn();
+        const uint64_t wake = first_after + 3 * interval + interval / 2;
+        while (monotonic_ns() < wake) {
+        }
+        for (int i = 0; i < 4; ++i) timed_syn();
+        all += got;
+
+        for (size_t i = 0; i < got.size(); ++i) {
+            if (predicted[i] != '?') {
+                EXPECT_EQ(got[i], predicted[i]) << "SYN " << i << ": got " << got << ", model " << predicted;
+            }
+        }
+        undisturbed = predicted == wanted;
+        if (undisturbed) {
+            EXPECT_EQ(got, wanted);
+        }
+    }
+    RecordProperty("attempts", attempts);
+    ASSERT_TRUE(undisturbed) << "every attempt was stalled at the wrong moment; the machine is too busy";
+
+    const uint64_t passed = static_cast<uint64_t>(std::count(all.begin(), all.end(), 'P'));
+    const uint64_t dropped = all.size() - passed;
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = all.size(), .dropped = dropped, .rate_dropped = dropped,
+                                         .tracked_keys = static_cast<uint64_t>(attempts)}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = all.size(), .passed = passed, .dropped = dropped, .smtp = all.size(),
+                                      .smtp_syn = all.size()}));
+}
+
+TEST_F(LimitVerdicts, TatIsNowPlusIntervalsAfterABurst) {
+    // The clock itself: created at `now`, each admission moves it one interval.
+    const uint64_t interval = parse_rate("5/s");
+    add_limit(kNet4, "5/s", 3);
+    const uint64_t before = monotonic_ns();
+    EXPECT_EQ(syns("203.0.113.10", 1), "P");
+    const uint64_t after = monotonic_ns();
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
+    const auto tat = tat_of(expected_key(rule_id(kNet4), "203.0.113.10", 32));
+    ASSERT_TRUE(tat);
+    EXPECT_GE(*tat + 1'000, before + 3 * interval);
+    EXPECT_LE(*tat, after + 1'000 + 3 * interval);
+}
+
+// ---------------------------------------------------------------------------
+// Keys
+
+TEST_F(LimitVerdicts, PerSourceGivesEverySourceItsOwnBurst) {
+    add_limit(kNet4, "5/s", 2, "source");
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
+    EXPECT_EQ(syns("203.0.113.11", 3), "PPD");
+    EXPECT_EQ(syns("203.0.113.10", 1), "D");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 7, .dropped = 3, .rate_dropped = 3, .tracked_keys = 2}));
+    const uint32_t id = rule_id(kNet4);
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), sorted(Keys{expected_key(id, "203.0.113.10", 32),
+                                                                       expected_key(id, "203.0.113.11", 32)}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 7, .passed = 4, .dropped = 3, .smtp = 7, .smtp_syn = 7}));
+}
+
+TEST_F(LimitVerdicts, PerRuleSharesOneBurst) {
+    add_limit(kNet4, "5/s", 2, "rule");
+    EXPECT_EQ(rule(kNet4)->limit.key_prefixlen, 24);
+    EXPECT_EQ(syns("203.0.113.10", 1), "P");
+    EXPECT_EQ(syns("203.0.113.11", 1), "P");
+    EXPECT_EQ(syns("203.0.113.11", 1), "D");
+    EXPECT_EQ(syns("203.0.113.10", 1), "D");
+    EXPECT_EQ(syns("203.0.113.250", 1), "D");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 5, .dropped = 3, .rate_dropped = 3, .tracked_keys = 1}));
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{expected_key(rule_id(kNet4), "203.0.113.10", 24)});
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 5, .passed = 2, .dropped = 3, .smtp = 5, .smtp_syn = 5}));
+}
+
+TEST_F(LimitVerdicts, PerPrefixSharesInsideThePrefixOnly) {
+    add_limit(kNet4, "5/s", 2, "/28");
+    EXPECT_EQ(rule(kNet4)->limit.key_prefixlen, 28);
+    EXPECT_EQ(syns("203.0.113.10", 1), "P");
+    EXPECT_EQ(syns("203.0.113.11", 2), "PD") << ".10 and .11 share 203.0.113.0/28";
+    EXPECT_EQ(syns("203.0.113.15", 1), "D") << ".15 is the last of 203.0.113.0/28";
+    EXPECT_EQ(syns("203.0.113.30", 3), "PPD") << ".30 is in 203.0.113.16/28";
+    EXPECT_EQ(syns("203.0.113.16", 1), "D");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 8, .dropped = 4, .rate_dropped = 4, .tracked_keys = 2}));
+    const uint32_t id = rule_id(kNet4);
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), sorted(Keys{expected_key(id, "203.0.113.10", 28),
+                                                                       expected_key(id, "203.0.113.30", 28)}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 8, .passed = 4, .dropped = 4, .smtp = 8, .smtp_syn = 8}));
+}
+
+TEST_F(LimitVerdicts, Ipv6SourceIsItsSlash64) {
+    add_limit(kNet6, "5/s", 2, "source");
+    EXPECT_EQ(rule(kNet6)->limit.key_prefixlen, 64);
+    EXPECT_EQ(syns("2001:db8:1::10", 2), "PP");
+    EXPECT_EQ(syns("2001:db8:1::ffff", 1), "D") << "same /64 as 2001:db8:1::10";
+    EXPECT_EQ(syns("2001:db8:1:0:ffff:ffff:ffff:ffff", 1), "D") << "same /64, last address";
+    EXPECT_EQ(syns("2001:db8:1:1::10", 3), "PPD") << "another /64";
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 7, .dropped = 3, .rate_dropped = 3, .tracked_keys = 2}));
+    const uint32_t id = rule_id(kNet6);
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), sorted(Keys{expected_key(id, "2001:db8:1::10", 64),
+                                                                       expected_key(id, "2001:db8:1:1::10", 64)}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 7, .passed = 4, .dropped = 3, .smtp = 7, .smtp_syn = 7}));
+}
+
+TEST_F(LimitVerdicts, Ipv6PerSlash128SeparatesAddresses) {
+    add_limit(kNet6, "5/s", 2, "/128");
+    EXPECT_EQ(rule(kNet6)->limit.key_prefixlen, 128);
+    EXPECT_EQ(syns("2001:db8:1::10", 3), "PPD");
+    EXPECT_EQ(syns("2001:db8:1::ffff", 3), "PPD");
+    EXPECT_EQ(syns("2001:db8:1:1::10", 3), "PPD");
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 9, .dropped = 3, .rate_dropped = 3, .tracked_keys = 3}));
+    const uint32_t id = rule_id(kNet6);
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
+              sorted(Keys{expected_key(id, "2001:db8:1::10", 128), expected_key(id, "2001:db8:1::ffff", 128),
+                                      expected_key(id, "2001:db8:1:1::10", 128)}));
+}
+
+TEST_F(LimitVerdicts, Ipv4AndIpv6RulesKeepSeparateKeys) {
+    add_limit(kNet4, "5/s", 1, "rule");
+    add_limit(kNet6, "5/s", 1, "rule");
+    EXPECT_EQ(syns("203.0.113.10", 2), "PD");
+    EXPECT_EQ(syns("2001:db8:1::10", 2), "PD");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 2, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 2, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+    EXPECT_NE(rule_id(kNet4), rule_id(kNet6));
+}
+
+TEST_F(LimitVerdicts, CatchAllPerRuleAndIpv6PerSlash56) {
+    // The README's examples: a catch-all is one key of length 0 (the whole
+    // address masked away), and --per /56 in a /48 masks mid-byte-pair.
+    add_limit("0.0.0.0/0", "5/s", 2, "rule");
+    add("198.51.100.25/32", Action::Allow);
+    add_limit("2001:db8:bad::/48", "5/s", 2, "/56");
+    EXPECT_EQ(rule("0.0.0.0/0")->limit.key_prefixlen, 0);
+    EXPECT_EQ(syns("192.0.2.1", 1), "P");
+    EXPECT_EQ(syns("255.255.255.254", 1), "P");
+    EXPECT_EQ(syns("10.0.0.1", 1), "D") << "the whole IPv4 internet shares one key";
+    EXPECT_EQ(syns("198.51.100.25", 2), "PP") << "allow wins inside the catch-all";
+    EXPECT_EQ(syns("2001:db8:bad:ff::1", 1), "P");
+    EXPECT_EQ(syns("2001:db8:bad:1::1", 2), "PD") << "same /56 as 2001:db8:bad:ff::1";
+    EXPECT_EQ(syns("2001:db8:bad:100::1", 3), "PPD") << "the next /56";
+    EXPECT_EQ(counts("0.0.0.0/0"), (RuleCounts{.matched = 3, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+    EXPECT_EQ(counts("2001:db8:bad::/48"),
+              (RuleCounts{.matched = 6, .dropped = 2, .rate_dropped = 2, .tracked_keys = 2}));
+    const uint32_t all = rule_id("0.0.0.0/0"), v6 = rule_id("2001:db8:bad::/48");
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
+              sorted(Keys{expected_key(all, "0.0.0.0", 0), expected_key(v6, "2001:db8:bad::", 128),
+                          expected_key(v6, "2001:db8:bad:100::", 128)}));
+}
+
+// ---------------------------------------------------------------------------
+// Precedence: the longest prefix decides between limit, allow and block.
+
+TEST_F(LimitVerdicts, AllowInsideALimitIsNeverMetered) {
+    add_limit(kNet4, "5/s", 1);
+    add("203.0.113.20/32", Action::Allow);
+    EXPECT_EQ(syns("203.0.113.20", 10), repeat('P', 10));
+    EXPECT_EQ(syns("203.0.113.10", 3), "PDD");
+    EXPECT_EQ(syns("203.0.113.20", 2), "PP");
+    EXPECT_EQ(counts("203.0.113.20/32"), (RuleCounts{.matched = 12}));
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 3, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{expected_key(rule_id(kNet4), "203.0.113.10", 32)});
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 15, .passed = 13, .dropped = 2, .smtp = 15, .smtp_syn = 15}));
+}
+
+TEST_F(LimitVerdicts, BlockInsideALimitDrops) {
+    add_limit(kNet4, "5/s", 2);
+    add("203.0.113.64/26", Action::Block);
+    EXPECT_EQ(syns("203.0.113.70", 3), "DDD");
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
+    EXPECT_EQ(syns("203.0.113.127", 1), "D");
+    EXPECT_EQ(syns("203.0.113.128", 3), "PPD");
+    EXPECT_EQ(counts("203.0.113.64/26"), (RuleCounts{.matched = 4, .dropped = 4}));
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 6, .dropped = 2, .rate_dropped = 2, .tracked_keys = 2}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 10, .passed = 4, .dropped = 6, .smtp = 10, .smtp_syn = 10}));
+}
+
+TEST_F(LimitVerdicts, LimitInsideABlockMeters) {
+    add("198.51.100.0/24", Action::Block);
+    add_limit("198.51.100.0/28", "5/s", 2);
+    EXPECT_EQ(syns("198.51.100.5", 3), "PPD");
+    EXPECT_EQ(syns("198.51.100.15", 2), "PP");
+    EXPECT_EQ(syns("198.51.100.16", 2), "DD");
+    EXPECT_EQ(syns("198.51.100.200", 1), "D");
+    EXPECT_EQ(counts("198.51.100.0/24"), (RuleCounts{.matched = 3, .dropped = 3}));
+    EXPECT_EQ(counts("198.51.100.0/28"), (RuleCounts{.matched = 5, .dropped = 1, .rate_dropped = 1, .tracked_keys = 2}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 8, .passed = 4, .dropped = 4, .smtp = 8, .smtp_syn = 8}));
+}
+
+TEST_F(LimitVerdicts, Ipv6PrecedenceMatchesIpv4) {
+    add_limit(kNet6, "5/s", 1);
+    add("2001:db8:1:bad::/64", Action::Block);
+    add("2001:db8:1:600d::25/128", Action::Allow);
+    EXPECT_EQ(syns("2001:db8:1:bad::1", 2), "DD");
+    EXPECT_EQ(syns("2001:db8:1:600d::25", 3), "PPP");
+    EXPECT_EQ(syns("2001:db8:1:600d::26", 2), "PD") << "not the allowed host: metered by the /48";
+    EXPECT_EQ(counts("2001:db8:1:bad::/64"), (RuleCounts{.matched = 2, .dropped = 2}));
+    EXPECT_EQ(counts("2001:db8:1:600d::25/128"), (RuleCounts{.matched = 3}));
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 2, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+}
+
+// ---------------------------------------------------------------------------
+// What a limit never meters
+
+TEST_F(LimitVerdicts, OnlyNewConnectionsToSmtpPortsAreMetered) {
+    add_limit(kNet4, "100/h", 1);
+    add_limit(kNet6, "100/h", 1);
+    const std::string src4 = "203.0.113.10", src6 = "2001:db8:1::10";
+
+    struct Probe {
+        std::string what;
+        LimFrame frame;
+    };
+    const std::vector<Probe> established = {
+        {"v4 ACK", segment_from(src4, kLimAck)},
+        {"v4 SYN+ACK", segment_from(src4, kLimSyn | kLimAck)},
+        {"v4 PSH+ACK with data", segment_from(src4, kLimPsh | kLimAck, 25, 100)},
+        {"v4 FIN+ACK", segment_from(src4, kLimFin | kLimAck)},
+        {"v4 RST", segment_from(src4, kLimRst)},
+        {"v6 ACK", segment_from(src6, kLimAck)},
+        {"v6 SYN+ACK", segment_from(src6, kLimSyn | kLimAck)},
+    };
+    const std::vector<Probe> other_ports = {
+        {"v4 SYN to 22", syn_from(src4, 22)},
+        {"v4 SYN to 80", syn_from(src4, 80)},
+        {"v4 SYN to 2525", syn_from(src4, 2525)},
+        {"v6 SYN to 22", syn_from(src6, 22)},
+    };
+    LimFrame short_tcp = tcp_segment(25, kLimSyn);
+    short_tcp.resize(8);  // ports and sequence number: no flags to see
+    const std::vector<Probe> fragments = {
+        {"v4 later fragment", later_fragment_from(src4)},
+        {"v4 first fragment too short for TCP flags", frame4(src4, short_tcp, kLimMoreFragments)},
+        {"v6 later fragment", later_fragment_from(src6)},
+    };
+    auto probe_all = [&](const char* when) {
+        for (const auto* set : {&established, &other_ports, &fragments}) {
+            for (const Probe& p : *set) EXPECT_EQ(run_n(p.frame, 3), "PPP") << p.what << ", " << when;
+        }
+    };
+
+    probe_all("fresh bucket");
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{}) << "nothing but a SYN creates limiter state";
+    // Fragments from a limit's source count as matched by it (it decided them), never dropped.
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 6}));
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 3}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 42, .passed = 42, .smtp = 21, .fragments = 9}));
+
+    // The burst of 1 is still whole: nothing above consumed it.
+    EXPECT_EQ(syns(src4, 2), "PD");
+    EXPECT_EQ(syns(src6, 2), "PD");
+
+    probe_all("drained bucket");
+    EXPECT_EQ(syns(src4, 1), "D");
+    EXPECT_EQ(syns(src6, 1), "D");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 6 + 2 + 6 + 1, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 3 + 2 + 3 + 1, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 42 + 4 + 42 + 2,
+                                      .passed = 42 + 2 + 42,
+                                      .dropped = 4,
+                                      .smtp = 21 + 4 + 21 + 2,
+                                      .smtp_syn = 4 + 2,
+                                      .fragments = 18}));
+}
+
+TEST_F(LimitVerdicts, FirstFragmentWithACompleteSynIsMetered) {
+    add_limit(kNet4, "100/h", 1);
+    const LimFrame first = frame4("203.0.113.10", tcp_segment(25, kLimSyn), kLimMoreFragments);
+    EXPECT_EQ(run_n(first, 3), "PDD");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 3, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 3, .passed = 1, .dropped = 2, .smtp = 3, .smtp_syn = 3}));
+}
+
+TEST_F(LimitVerdicts, EverySmtpPortShareOneKey) {
+    add_limit(kNet4, "100/h", 3);
+    EXPECT_EQ(run(syn_from("203.0.113.10", 25)), 'P');
+    EXPECT_EQ(run(syn_from("203.0.113.10", 465)), 'P');
+    EXPECT_EQ(run(syn_from("203.0.113.10", 587)), 'P');
+    EXPECT_EQ(run(syn_from("203.0.113.10", 465)), 'D');
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 4, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+}
+
+// ---------------------------------------------------------------------------
+// --max-conns
+
+TEST_F(LimitVerdicts, MaxConnsDropsAtTheCap) {
+    add_limit(kNet4, "", 0, "source", 2);
+    EXPECT_EQ(rule(kNet4)->limit, (LimitSpec{.interval_ns = 0, .burst = 0, .max_conns = 2, .key_prefixlen = 32}));
+    const uint32_t id = rule_id(kNet4);
+    const LimKey key10 = expected_key(id, "203.0.113.10", 32);
+
+    EXPECT_EQ(syns("203.0.113.10", 5), "PPPPP") << "no count yet: nothing open";
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{}) << "no rate: no GCRA clock";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 5}));
+
+    set_conn_count(key10, 2);
+    EXPECT_EQ(syns("203.0.113.10", 2), "DD") << "2 open, cap 2";
+    EXPECT_EQ(syns("203.0.113.11", 1), "P") << "another source, another key";
+    set_conn_count(key10, 1);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPP") << "1 open, cap 2 (the count moves at establishment, not here)";
+    set_conn_count(key10, 3);
+    EXPECT_EQ(syns("203.0.113.10", 1), "D") << "over the cap";
+    set_conn_count(key10, 0);
+    EXPECT_EQ(syns("203.0.113.10", 1), "P");
+
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 13, .dropped = 3, .conns_dropped = 3, .tracked_keys = 1}));
+    EXPECT_EQ(conn_count(key10), 0u) << "the XDP program never writes a count";
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 13, .passed = 10, .dropped = 3, .smtp = 13, .smtp_syn = 13}));
+}
+
+TEST_F(LimitVerdicts, MaxConnsPerRuleAndIpv6KeysAreMasked) {
+    add_limit(kNet4, "", 0, "rule", 1);
+    add_limit(kNet6, "", 0, "source", 1);
+    set_conn_count(expected_key(rule_id(kNet4), "203.0.113.0", 24), 1);
+    set_conn_count(expected_key(rule_id(kNet6), "2001:db8:1:5::", 64), 1);
+    EXPECT_EQ(syns("203.0.113.77", 1), "D");
+    EXPECT_EQ(syns("2001:db8:1:5::1234", 1), "D") << "inside the counted /64";
+    EXPECT_EQ(syns("2001:db8:1:6::1234", 1), "P") << "another /64";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 1, .dropped = 1, .conns_dropped = 1, .tracked_keys = 1}));
+    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 2, .dropped = 1, .conns_dropped = 1, .tracked_keys = 1}));
+}
+
+TEST_F(LimitVerdicts, MaxConnsDropConsumesNoRateToken) {
+    add_limit(kNet4, "5/s", 3, "source", 2);
+    const LimKey key10 = expected_key(rule_id(kNet4), "203.0.113.10", 32);
+    set_conn_count(key10, 2);
+    EXPECT_EQ(syns("203.0.113.10", 5), "DDDDD");
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{}) << "refused before the rate was consulted";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 5, .dropped = 5, .conns_dropped = 5, .tracked_keys = 1}));
+
+    set_conn_count(key10, 1);
+    EXPECT_EQ(syns("203.0.113.10", 4), "PPPD") << "the whole burst of 3 is still there";
+    set_conn_count(key10, 2);
+    EXPECT_EQ(syns("203.0.113.10", 1), "D");
+    EXPECT_EQ(counts(kNet4),
+              (RuleCounts{.matched = 10, .dropped = 7, .rate_dropped = 1, .conns_dropped = 6, .tracked_keys = 1}))
+        << "the key has a clock and a count: tracked once";
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 10, .passed = 3, .dropped = 7, .smtp = 10, .smtp_syn = 10}));
+}
+
+// ---------------------------------------------------------------------------
+// Changing a rule
+
+TEST_F(LimitVerdicts, ReaddingWithTheSameKeyLengthKeepsState) {
+    add_limit(kNet4, "5/s", 2);
+    const uint32_t id = rule_id(kNet4);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
+    const auto tat = tat_of(expected_key(id, "203.0.113.10", 32));
+
+    EXPECT_EQ(add_limit(kNet4, "5/s", 2).change, RuleChange::Updated);
+    EXPECT_EQ(rule_id(kNet4), id);
+    EXPECT_EQ(syns("203.0.113.10", 1), "D") << "a drained bucket stays drained";
+    // New terms, same key length (--per /32 is what --per source means for IPv4).
+    EXPECT_EQ(add_limit(kNet4, "10/s", 3, "/32").change, RuleChange::Updated);
+    EXPECT_EQ(rule_id(kNet4), id);
+    EXPECT_EQ(syns("203.0.113.10", 1), "D") << "TAT 400 ms ahead, new tolerance 200 ms";
+    EXPECT_EQ(tat_of(expected_key(id, "203.0.113.10", 32)), tat) << "no admission since: clock unchanged";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 5, .dropped = 3, .rate_dropped = 3, .tracked_keys = 1}))
+        << "same action: counters kept";
+}
+
+TEST_F(LimitVerdicts, ChangingTheKeyLengthStartsFresh) {
+    add_limit(kNet4, "5/s", 2);
+    const uint32_t id = rule_id(kNet4);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
+    EXPECT_EQ(add_limit(kNet4, "5/s", 2, "/28").change, RuleChange::Updated);
+    EXPECT_NE(rule_id(kNet4), id);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD") << "full burst again";
+    EXPECT_EQ(add_limit(kNet4, "5/s", 2, "rule").change, RuleChange::Updated);
+    EXPECT_EQ(syns("203.0.113.11", 3), "PPD") << "full burst again";
+    EXPECT_EQ(add_limit(kNet4, "5/s", 2, "source").change, RuleChange::Updated);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD") << "back to per source: still a new key length, fresh state";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 12, .dropped = 4, .rate_dropped = 4, .tracked_keys = 1}))
+        << "counters kept (same action), only the current rule id's key tracked";
+}
+
+TEST_F(LimitVerdicts, ChangingTheActionStartsFresh) {
+    add_limit(kNet4, "5/s", 2);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
+    const uint32_t id = rule_id(kNet4);
+
+    AddResult r = add(kNet4, Action::Block);
+    EXPECT_EQ(r.change, RuleChange::Replaced);
+    EXPECT_EQ(r.previous, Action::Limit);
+    EXPECT_EQ(syns("203.0.113.10", 2), "DD");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 2, .dropped = 2})) << "block: counters restarted";
+
+    r = add_limit(kNet4, "5/s", 2);
+    EXPECT_EQ(r.change, RuleChange::Replaced);
+    EXPECT_EQ(r.previous, Action::Block);
+    EXPECT_NE(rule_id(kNet4), id);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD") << "limit again, same terms as before the block: fresh burst";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 3, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+
+    r = add(kNet4, Action::Allow);
+    EXPECT_EQ(r.change, RuleChange::Replaced);
+    EXPECT_EQ(syns("203.0.113.10", 2), "PP");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 2}));
+    add_limit(kNet4, "5/s", 2);
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPD") << "allow -> limit: fresh burst";
+}
+
+TEST_F(LimitVerdicts, BlockBecomingLimitAdmitsAFullBurst) {
+    add(kNet4, Action::Block);
+    EXPECT_EQ(syns("203.0.113.10", 3), "DDD");
+    add_limit(kNet4, "5/s", 4);
+    EXPECT_EQ(syns("203.0.113.10", 5), "PPPPD");
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 5, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 8, .passed = 4, .dropped = 4, .smtp = 8, .smtp_syn = 8}));
+}
+
+TEST_F(LimitVerdicts, ConnectionCountsFollowTheRuleId) {
+    add_limit(kNet4, "", 0, "source", 2);
+    add_limit("198.51.100.0/24", "", 0, "source", 2);
+    const uint32_t id = rule_id(kNet4), other = rule_id("198.51.100.0/24");
+    const LimKey other_key = expected_key(other, "198.51.100.5", 32);
+    set_conn_count(expected_key(id, "203.0.113.10", 32), 2);
+    set_conn_count(expected_key(id, "203.0.113.11", 32), 1);
+    set_conn_count(other_key, 2);
+    EXPECT_EQ(counts(kNet4).tracked_keys, 2u);
+
+    // Same key length: the counts stay, and still apply.
+    add_limit(kNet4, "", 0, "source", 3);
+    EXPECT_EQ(rule_id(kNet4), id);
+    EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS),
+              sorted(Keys{expected_key(id, "203.0.113.10", 32), expected_key(id, "203.0.113.11", 32),
+                                      other_key}));
+    add_limit(kNet4, "", 0, "source", 2);
+    EXPECT_EQ(syns("203.0.113.10", 1), "D");
+    EXPECT_EQ(syns("203.0.113.11", 1), "P");
+
+    // New key length: the old rule id's counts go, the other rule's stay.
+    add_limit(kNet4, "", 0, "/28", 2);
+    const uint32_t id28 = rule_id(kNet4);
+    EXPECT_NE(id28, id);
+    EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS), Keys{other_key});
+    EXPECT_EQ(syns("203.0.113.10", 1), "P");
+    EXPECT_EQ(counts(kNet4).tracked_keys, 0u);
+
+    // Removing the rule removes its counts.
+    set_conn_count(expected_key(id28, "203.0.113.0", 28), 2);
+    set_conn_count(expected_key(id28, "203.0.113.16", 28), 1);
+    EXPECT_EQ(syns("203.0.113.10", 1), "D");
+    EXPECT_EQ(counts(kNet4).tracked_keys, 2u);
+    ASSERT_TRUE(fence().remove_rule(parse_cidr(kNet4).cidr));
+    EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS), Keys{other_key});
+    EXPECT_EQ(conn_count(other_key), 2u);
+    EXPECT_EQ(syns("203.0.113.10", 1), "P") << "no rule any more";
+    EXPECT_EQ(syns("198.51.100.5", 1), "D") << "the other rule still counts";
+
+    // Replacing a limit by a block forgets its counts too.
+    add("198.51.100.0/24", Action::Block);
+    EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS), Keys{});
+}
+
+TEST_F(LimitVerdicts, RemovingALimitStopsMetering) {
+    add_limit(kNet4, "5/s", 1);
+    EXPECT_EQ(syns("203.0.113.10", 2), "PD");
+    ASSERT_TRUE(fence().remove_rule(parse_cidr(kNet4).cidr));
+    EXPECT_EQ(syns("203.0.113.10", 3), "PPP");
+    add_limit(kNet4, "5/s", 1);
+    EXPECT_EQ(syns("203.0.113.10", 2), "PD") << "a new rule is a new id: fresh state";
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 2, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
+}
+
+// ---------------------------------------------------------------------------
+// Many keys
+
+TEST_F(LimitVerdicts, ThousandSourcesGetAKeyEach) {
+    const std::string net = "100.64.0.0/16";
+    add_limit(net, "100/h", 1);
+    std::vector<LimFrame> frames;
+    for (int i = 0; i < 1000; ++i) {
+        frames.push_back(syn_from("100.64." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)));
+    }
+    std::string first, second;
+    for (const LimFrame& f : frames) first += run(f);
+    for (const LimFrame& f : frames) second += run(f);
+    EXPECT_EQ(first, repeat('P', 1000));
+    EXPECT_EQ(second, repeat('D', 1000));
+    EXPECT_EQ(counts(net), (RuleCounts{.matched = 2000, .dropped = 1000, .rate_dropped = 1000, .tracked_keys = 1000}));
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE).size(), 1000u);
+    EXPECT_EQ(global(), (GlobalCounts{.seen = 2000, .passed = 1000, .dropped = 1000, .smtp = 2000, .smtp_syn = 2000}));
+}
+
+}  // namespace
