@@ -108,11 +108,12 @@ int cmd_detach(const Args& a, std::ostream& out, std::ostream& err) {
 // The limit of `limit`'s options for one prefix; all of them are checked for
 // every prefix before anything changes.
 LimitSpec limit_spec(const Args& a, const Cidr& cidr) {
+    if (!a.burst.empty() && a.rate.empty()) {
+        throw UsageError("--burst goes with --rate (e.g. --rate 5/s --burst 10): it is how many connections the "
+                         "rate lets through at once");
+    }
     if (a.rate.empty() && a.max_conns.empty()) {
         throw UsageError("limit needs --rate (e.g. --rate 5/s) and/or --max-conns (e.g. --max-conns 3)");
-    }
-    if (!a.burst.empty() && a.rate.empty()) {
-        throw UsageError("--burst goes with --rate: it is how many connections the rate lets through at once");
     }
     LimitSpec spec;
     if (!a.rate.empty()) {

@@ -52,7 +52,8 @@ uint64_t parse_rate(std::string_view text) {
                          std::string(kRateExample) + " (to refuse a source, use `block`)");
     }
     if (count > kMaxRatePerSecond * (unit->period_ns / kNanosPerSecond)) {
-        throw UsageError("--rate " + quoted + " is faster than the highest rate, 1000000/s");
+        throw UsageError("--rate " + quoted + " is faster than the highest rate, 1000000/s; " +
+                         std::string(kRateExample));
     }
     return unit->period_ns / count;
 }
@@ -92,7 +93,7 @@ KeyScope parse_key_scope(std::string_view text) {
 
 uint8_t key_prefixlen_for(const KeyScope& scope, const Cidr& rule) {
     switch (scope.kind) {
-    case KeyScope::Kind::Source: return source_prefixlen(rule.family);
+    case KeyScope::Kind::Source: return std::max(source_prefixlen(rule.family), rule.prefixlen);
     case KeyScope::Kind::Rule: return rule.prefixlen;
     case KeyScope::Kind::Prefix: break;
     }

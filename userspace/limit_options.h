@@ -43,7 +43,8 @@ struct KeyScope {
 KeyScope parse_key_scope(std::string_view text);
 
 // The key length a scope means for a rule's prefix: a source is /32 for IPv4
-// and /64 for IPv6 (a host owns a /64 and rotates inside it). Throws
+// and /64 for IPv6 (a host owns a /64 and rotates inside it), or the rule's
+// own length when the rule is narrower than that. Throws
 // UsageError when /LEN does not fit the rule (wider than it, or longer than
 // the family's addresses).
 uint8_t key_prefixlen_for(const KeyScope& scope, const Cidr& rule);

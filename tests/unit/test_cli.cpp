@@ -55,7 +55,24 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{{"attach", "lo", "--max-rules", "0"}, "max-rules"},
                     BadInput{{"attach", "smtpfence-nosuch0"}, "no interface named 'smtpfence-nosuch0'"},
                     BadInput{{"ports", "0"}, "out of range"}, BadInput{{"ports", ""}, "empty"}, BadInput{{"ports", "25,smtp"}, "e.g. 25,465,587"},
-                    BadInput{{"list", "--jsn"}, "--jsn"}));
+                    BadInput{{"list", "--jsn"}, "--jsn"},
+                    BadInput{{"limit", "203.0.113.0/24"}, "limit needs --rate (e.g. --rate 5/s) and/or --max-conns"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "0/s"}, "--rate '0/s' needs a whole number"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "fast"}, "--rate 'fast' is not a rate"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "5/sec"}, "unit 'sec'"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "5/s", "--burst", "-1"}, "--burst '-1' must be"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "5/s", "--burst", "0"}, "--burst '0' must be"},
+                    BadInput{{"limit", "203.0.113.0/24", "--burst", "5"}, "--burst goes with --rate"},
+                    BadInput{{"limit", "203.0.113.0/24", "--max-conns", "3", "--burst", "5"}, "--burst goes with --rate"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "5/s", "--per", "/33"},
+                             "--per /33 is longer than an IPv4 address"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "5/s", "--per", "/16"},
+                             "--per /16 is wider than the rule 203.0.113.0/24"},
+                    BadInput{{"limit", "203.0.113.0/24", "--rate", "5/s", "--per", "sources"}, "--per 'sources'"},
+                    BadInput{{"limit", "203.0.113.0/24", "--max-conns", "0"}, "--max-conns '0' must be"},
+                    BadInput{{"limit", "198.51.100.0/24", "300.1.2.3", "203.0.113.0/24", "--rate", "5/s"}, "300.1.2.3"},
+                    BadInput{{"limit", "198.51.96.0/20", "203.0.113.0/24", "--rate", "5/s", "--per", "/22"},
+                             "--per /22 is wider than the rule 203.0.113.0/24"}));
 
 TEST(Cli, HelpExitsZeroAndListsEverySubcommand) {
     CliResult r = run({"--help"});
@@ -69,6 +86,18 @@ TEST(Cli, ValidCommandWithoutAnInstanceIsARuntimeFailure) {
     CliResult r = run({"block", "203.0.113.0/24"});
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("smtpfence attach IFACE"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ValidLimitWithoutAnInstanceIsARuntimeFailure) {
+    // The limit cases above exit 2 because of their input, not because limit always does.
+    for (std::vector<std::string> args : {std::vector<std::string>{"limit", "203.0.113.0/24", "--rate", "5/s"},
+                                          {"limit", "2001:db8:bad::/48", "--rate", "10/min", "--burst", "3",
+                                           "--max-conns", "2", "--per", "/56"},
+                                          {"limit", "198.51.100.0/22", "--max-conns", "3", "--per", "rule"}}) {
+        CliResult r = run(args);
+        EXPECT_EQ(r.code, 1) << r.err;
+        EXPECT_NE(r.err.find("smtpfence attach IFACE"), std::string::npos) << r.err;
+    }
 }
 
 TEST(Cli, UnblockIsAnAliasOfRemove) {

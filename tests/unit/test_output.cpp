@@ -58,6 +58,113 @@ TEST(RuleJson, HasTheSameFieldsAsTheText) {
     EXPECT_EQ(j["reason"], "upstream backlog");
 }
 
+// ------------------------------------------------------------------- limits
+
+Rule make_limit(const char* cidr, rule_counters counters, LimitSpec limit, uint64_t tracked_keys, const char* reason) {
+    Rule r = make_rule(cidr, Action::Limit, counters.matched, counters.dropped, reason);
+    r.counters = counters;
+    r.limit = limit;
+    r.tracked_keys = tracked_keys;
+    return r;
+}
+
+// 5/s burst 5 per rule, as in the README.
+Rule upstream_limit() {
+    return make_limit("198.51.100.0/22", {40, 23, 23, 0}, {200'000'000, 5, 0, 22}, 1,
+                      "upstream unloading its backlog");
+}
+// 10/min burst 3, at most 2 open, per /56.
+Rule v6_limit() {
+    return make_limit("2001:db8:bad::/48", {1234, 1000, 600, 400}, {6'000'000'000, 3, 2, 56}, 17, "");
+}
+// At most 3 open per source, no rate.
+Rule conns_limit() {
+    return make_limit("192.0.2.0/24", {5, 0, 0, 0}, {0, 0, 3, 32}, 0, "max-conns only");
+}
+
+TEST(DescribeLimit, RateCapAndKey) {
+    EXPECT_EQ(describe_limit(upstream_limit().limit, upstream_limit().cidr), "5/s burst 5 per rule");
+    EXPECT_EQ(describe_limit(v6_limit().limit, v6_limit().cidr), "10/min burst 3, at most 2 open per /56");
+    EXPECT_EQ(describe_limit(conns_limit().limit, conns_limit().cidr), "at most 3 open per source");
+    EXPECT_EQ(describe_limit({3'600'000'000'000, 1, 0, 64}, parse_cidr("2001:db8::/32").cidr), "1/h burst 1 per source");
+    EXPECT_EQ(describe_limit({2'000'000'000, 1, 0, 24}, parse_cidr("10.0.0.0/8").cidr), "30/min burst 1 per /24");
+}
+
+TEST(RulesText, ReadmeLimitExample) {
+    Rule r = upstream_limit();
+    r.created_by = "root";
+    EXPECT_EQ(rules_text({r}, 1795600000 + 3),
+              "ACTION  SOURCE           MATCHED  DROPPED  AGE  BY    REASON\n"
+              "limit   198.51.100.0/22       40       23  3s   root  upstream unloading its backlog\n"
+              "        ↳ 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by rate 23, by max-conns 0\n");
+}
+
+TEST(RulesText, LimitRulesGetASecondLineWithTermsKeysAndCounters) {
+    std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 10, 10, "storm"), upstream_limit(), v6_limit(),
+                            conns_limit()};
+    EXPECT_EQ(rules_text(rules, 1795600000 + 3),
+              "ACTION  SOURCE             MATCHED  DROPPED  AGE  BY     REASON\n"
+              "block   203.0.113.0/24          10       10  3s   alice  storm\n"
+              "limit   198.51.100.0/22         40       23  3s   alice  upstream unloading its backlog\n"
+              "        ↳ 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by rate 23, by max-conns 0\n"
+              "limit   2001:db8:bad::/48     1234     1000  3s   alice  -\n"
+              "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; allowed 234, dropped by rate 600, "
+              "by max-conns 400\n"
+              "limit   192.0.2.0/24             5        0  3s   alice  max-conns only\n"
+              "        ↳ at most 3 open per source; 0 keys tracked; allowed 5, dropped by rate 0, by max-conns 0\n");
+}
+
+TEST(RuleJson, LimitObjectForALimitRule) {
+    auto j = rule_json(upstream_limit());
+    nlohmann::ordered_json expected = {
+        {"cidr", "198.51.100.0/22"},
+        {"family", "ipv4"},
+        {"action", "limit"},
+        {"matched", 40},
+        {"dropped", 23},
+        {"limit",
+         {{"rate", "5/s"},
+          {"interval_ns", 200000000},
+          {"burst", 5},
+          {"max_conns", 0},
+          {"per", "rule"},
+          {"key_prefixlen", 22},
+          {"tracked_keys", 1},
+          {"allowed", 17},
+          {"rate_dropped", 23},
+          {"conns_dropped", 0}}},
+        {"created_unix", 1795600000},
+        {"created", "2026-11-25T09:46:40Z"},
+        {"created_by", "alice"},
+        {"reason", "upstream unloading its backlog"},
+    };
+    EXPECT_EQ(j.dump(), expected.dump());  // same fields, same order
+
+    auto v6 = rule_json(v6_limit());
+    EXPECT_EQ(v6.at("family"), "ipv6");
+    EXPECT_EQ(v6.at("limit").dump(),
+              R"({"rate":"10/min","interval_ns":6000000000,"burst":3,"max_conns":2,"per":"/56","key_prefixlen":56,)"
+              R"("tracked_keys":17,"allowed":234,"rate_dropped":600,"conns_dropped":400})");
+}
+
+TEST(RuleJson, LimitWithoutARateHasANullRate) {
+    auto j = rule_json(conns_limit());
+    EXPECT_EQ(j.at("limit").dump(),
+              R"({"rate":null,"interval_ns":0,"burst":0,"max_conns":3,"per":"source","key_prefixlen":32,)"
+              R"("tracked_keys":0,"allowed":5,"rate_dropped":0,"conns_dropped":0})");
+}
+
+TEST(RuleJson, LimitIsNullForBlockAndAllow) {
+    for (Action action : {Action::Block, Action::Allow}) {
+        Rule r = make_rule("203.0.113.0/24", action, 3, 2, "");
+        r.limit = {200'000'000, 5, 3, 32};  // ignored unless the action is limit
+        r.tracked_keys = 4;
+        auto j = rule_json(r);
+        ASSERT_TRUE(j.contains("limit")) << j.dump();
+        EXPECT_TRUE(j.at("limit").is_null()) << j.dump();
+    }
+}
+
 StatusView sample_status() {
     StatusView st;
     st.version = "0.1.0";
@@ -86,6 +193,57 @@ TEST(StatusJson, CountsRulesPerFamilyAndAction) {
     EXPECT_EQ(j["counters"]["seen"], 100);
     EXPECT_EQ(j["counters"]["smtp_syn"], 12);
     EXPECT_EQ(j["counters"]["malformed"], 2);
+}
+
+TEST(StatusJson, LimitsIsEmptyWithoutLimitRules) {
+    auto j = status_json(sample_status());
+    ASSERT_TRUE(j.contains("limits"));
+    EXPECT_EQ(j.at("limits"), nlohmann::ordered_json::array());
+    EXPECT_EQ(j["rules"]["ipv4"]["limit"], 0);
+    EXPECT_EQ(j["rules"]["ipv6"]["limit"], 0);
+}
+
+TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
+    StatusView st = sample_status();
+    st.rules = {make_rule("203.0.113.0/24", Action::Block, 0, 0, ""), upstream_limit(),
+                make_rule("203.0.113.20", Action::Allow, 0, 0, ""), v6_limit(), conns_limit()};
+    auto j = status_json(st);
+    EXPECT_EQ(j["rules"]["ipv4"]["block"], 1);
+    EXPECT_EQ(j["rules"]["ipv4"]["allow"], 1);
+    EXPECT_EQ(j["rules"]["ipv4"]["limit"], 2);
+    EXPECT_EQ(j["rules"]["ipv6"]["block"], 0);
+    EXPECT_EQ(j["rules"]["ipv6"]["limit"], 1);
+    const auto& limits = j.at("limits");
+    ASSERT_EQ(limits.size(), 3u) << limits.dump();
+    EXPECT_EQ(limits[0].dump(), rule_json(upstream_limit()).dump());
+    EXPECT_EQ(limits[1].dump(), rule_json(v6_limit()).dump());
+    EXPECT_EQ(limits[2].dump(), rule_json(conns_limit()).dump());
+    EXPECT_EQ(limits[0]["cidr"], "198.51.100.0/22");
+    EXPECT_EQ(limits[0]["limit"]["rate"], "5/s");
+    EXPECT_EQ(limits[1]["cidr"], "2001:db8:bad::/48");
+    EXPECT_EQ(limits[1]["limit"]["per"], "/56");
+    EXPECT_EQ(limits[1]["limit"]["conns_dropped"], 400);
+    EXPECT_EQ(limits[2]["cidr"], "192.0.2.0/24");
+    EXPECT_TRUE(limits[2]["limit"]["rate"].is_null());
+    // The key order of the whole document.
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : j.items()) keys.push_back(key);
+    EXPECT_EQ(keys, (std::vector<std::string>{"version", "pin_dir", "program_id", "interfaces", "ports", "rules",
+                                              "limits", "counters"}));
+}
+
+TEST(StatusText, ShowsEachLimitRule) {
+    StatusView st = sample_status();
+    st.rules = {make_rule("203.0.113.0/24", Action::Block, 0, 0, ""), upstream_limit(), v6_limit()};
+    std::string text = status_text(st);
+    EXPECT_NE(text.find("IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
+                        "limit:      198.51.100.0/22: 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by "
+                        "rate 23, by max-conns 0\n"
+                        "limit:      2001:db8:bad::/48: 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
+                        "allowed 234, dropped by rate 600, by max-conns 400\n"
+                        "packets:"),
+              std::string::npos)
+        << text;
 }
 
 TEST(StatusText, WarnsWhenNothingIsAttached) {
