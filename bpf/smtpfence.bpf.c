@@ -473,8 +473,15 @@ static __always_inline void charge_connection(struct bpf_sock_ops *skops, const 
 		__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
 				 skops->remote_ip6[3] };
 
-		pkt.family = 6;
-		__builtin_memcpy(pkt.saddr, ip6, 16);
+		if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff)) {
+			/* An IPv4 client of a dual-stack socket (::ffff:a.b.c.d):
+			 * on the wire, and so in the rules, it is IPv4. */
+			pkt.family = 4;
+			__builtin_memcpy(pkt.saddr, &ip6[3], 4);
+		} else {
+			pkt.family = 6;
+			__builtin_memcpy(pkt.saddr, ip6, 16);
+		}
 	} else {
 		return;
 	}
