@@ -1,6 +1,7 @@
 #include "fence.h"
 
 #include <algorithm>
+#include <array>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
@@ -75,6 +76,25 @@ size_t key_size(Family family) {
 
 std::string fixed_string(const char* text, size_t capacity) {
     return std::string(text, strnlen(text, capacity));
+}
+
+// Sums the per-CPU copies of a value made only of __u64 counters, field by
+// field (both counter structs of the shared header are).
+template <typename T>
+T sum_per_cpu(const MapRef& map, uint32_t key) {
+    static_assert(sizeof(T) % sizeof(uint64_t) == 0, "a value of u64 counters");
+    constexpr size_t kWords = sizeof(T) / sizeof(uint64_t);
+    std::vector<T> per_cpu(possible_cpus());
+    T sum{};
+    if (!map.lookup(&key, per_cpu.data())) return sum;
+    std::array<uint64_t, kWords> total{};
+    for (const T& value : per_cpu) {
+        std::array<uint64_t, kWords> words;
+        std::memcpy(words.data(), &value, sizeof value);
+        for (size_t i = 0; i < kWords; ++i) total[i] += words[i];
+    }
+    std::memcpy(&sum, total.data(), sizeof sum);
+    return sum;
 }
 
 LimitSpec limit_of(const rule_value& value) {
@@ -226,16 +246,7 @@ uint32_t Fence::allocate_slot() {
 }
 
 rule_counters Fence::slot_counters(uint32_t slot) const {
-    std::vector<rule_counters> per_cpu(possible_cpus());
-    rule_counters sum{};
-    if (!rule_counters_.lookup(&slot, per_cpu.data())) return sum;
-    for (const auto& c : per_cpu) {
-        sum.matched += c.matched;
-        sum.dropped += c.dropped;
-        sum.rate_dropped += c.rate_dropped;
-        sum.conns_dropped += c.conns_dropped;
-    }
-    return sum;
+    return sum_per_cpu<rule_counters>(rule_counters_, slot);
 }
 
 void Fence::reset_slot_counters(uint32_t slot) const {
@@ -382,20 +393,7 @@ void Fence::set_ports(const PortSet& ports) {
 }
 
 fence_stats Fence::counters() const {
-    std::vector<fence_stats> per_cpu(possible_cpus());
-    fence_stats sum{};
-    uint32_t zero = 0;
-    if (!stats_.lookup(&zero, per_cpu.data())) return sum;
-    for (const auto& s : per_cpu) {
-        sum.seen += s.seen;
-        sum.passed += s.passed;
-        sum.dropped += s.dropped;
-        sum.smtp += s.smtp;
-        sum.smtp_syn += s.smtp_syn;
-        sum.fragments += s.fragments;
-        sum.malformed += s.malformed;
-    }
-    return sum;
+    return sum_per_cpu<fence_stats>(stats_, 0);
 }
 
 uint32_t Fence::program_id() const {
