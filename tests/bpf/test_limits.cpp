@@ -6,21 +6,16 @@
 // to limiter state when a rule changes. Every test gets fresh pinned maps, so
 // the global and per-rule counters are asserted as exact totals.
 // Needs root; skipped otherwise.
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <netinet/in.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -28,132 +23,19 @@
 #include <vector>
 
 #include "bpf_handles.h"
+#include "bpf_test_support.h"
 #include "cidr.h"
 #include "fence.h"
 #include "limit_options.h"
 #include "smtpfence.h"
 
 using namespace smtpfence;
+using namespace smtpfence::bpftest;
 
 namespace {
 
 // ---------------------------------------------------------------------------
-// Frames
-
-using LimFrame = std::vector<uint8_t>;
-
-void lim_put16(LimFrame& out, uint16_t v) {
-    out.push_back(static_cast<uint8_t>(v >> 8));
-    out.push_back(static_cast<uint8_t>(v));
-}
-
-void lim_put32(LimFrame& out, uint32_t v) {
-    lim_put16(out, static_cast<uint16_t>(v >> 16));
-    lim_put16(out, static_cast<uint16_t>(v));
-}
-
-bool is_v6(const std::string& addr) { return addr.find(':') != std::string::npos; }
-
-std::vector<uint8_t> address_bytes(const std::string& text) {
-    const int family = is_v6(text) ? AF_INET6 : AF_INET;
-    uint8_t addr[16] = {};
-    if (inet_pton(family, text.c_str(), addr) != 1) throw std::invalid_argument("bad address " + text);
-    return std::vector<uint8_t>(addr, addr + (family == AF_INET ? 4 : 16));
-}
-
-constexpr uint8_t kLimFin = 0x01, kLimSyn = 0x02, kLimRst = 0x04, kLimPsh = 0x08, kLimAck = 0x10;
-
-// A 20-byte TCP header (checksum zero: XDP does not look) and `payload` bytes.
-LimFrame tcp_segment(uint16_t dport, uint8_t flags, size_t payload = 0) {
-    LimFrame out;
-    lim_put16(out, 40000);
-    lim_put16(out, dport);
-    lim_put32(out, 1000);
-    lim_put32(out, (flags & kLimAck) ? 2000 : 0);
-    out.push_back(5 << 4);
-    out.push_back(flags);
-    lim_put16(out, 64240);
-    lim_put32(out, 0);
-    out.insert(out.end(), payload, 'x');
-    return out;
-}
-
-constexpr uint16_t kLimMoreFragments = 0x2000;
-
-// Ethernet + IPv4 (source `src`, frag_off as on the wire) + `l4`.
-LimFrame frame4(const std::string& src, const LimFrame& l4, uint16_t frag_off = 0) {
-    LimFrame out{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
-    lim_put16(out, ETH_P_IP);
-    const size_t ip_start = out.size();
-    out.push_back(0x45);
-    out.push_back(0);
-    lim_put16(out, static_cast<uint16_t>(20 + l4.size()));
-    lim_put16(out, 0x4321);
-    lim_put16(out, frag_off);
-    out.push_back(64);
-    out.push_back(IPPROTO_TCP);
-    lim_put16(out, 0);
-    for (uint8_t b : address_bytes(src)) out.push_back(b);
-    for (uint8_t b : address_bytes("192.0.2.25")) out.push_back(b);
-    uint32_t sum = 0;
-    for (size_t i = ip_start; i < ip_start + 20; i += 2) sum += static_cast<uint32_t>(out[i] << 8 | out[i + 1]);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    out[ip_start + 10] = static_cast<uint8_t>(~sum >> 8);
-    out[ip_start + 11] = static_cast<uint8_t>(~sum);
-    out.insert(out.end(), l4.begin(), l4.end());
-    return out;
-}
-
-// Ethernet + IPv6 + `l4`; with `fragment_offset` (8-byte units) a fragment
-// header sits between them.
-LimFrame frame6(const std::string& src, const LimFrame& l4, std::optional<uint16_t> fragment_offset = {}) {
-    LimFrame chain;
-    if (fragment_offset) {
-        chain.push_back(IPPROTO_TCP);
-        chain.push_back(0);
-        lim_put16(chain, static_cast<uint16_t>(*fragment_offset << 3 | 1));  // M flag set
-        lim_put32(chain, 0x12345678);
-    }
-    chain.insert(chain.end(), l4.begin(), l4.end());
-    LimFrame out{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
-    lim_put16(out, ETH_P_IPV6);
-    lim_put32(out, 0x60000000);
-    lim_put16(out, static_cast<uint16_t>(chain.size()));
-    out.push_back(fragment_offset ? uint8_t{IPPROTO_FRAGMENT} : uint8_t{IPPROTO_TCP});
-    out.push_back(64);
-    for (uint8_t b : address_bytes(src)) out.push_back(b);
-    for (uint8_t b : address_bytes("2001:db8:25::25")) out.push_back(b);
-    out.insert(out.end(), chain.begin(), chain.end());
-    return out;
-}
-
-LimFrame segment_from(const std::string& src, uint8_t flags, uint16_t dport = 25, size_t payload = 0) {
-    const LimFrame l4 = tcp_segment(dport, flags, payload);
-    return is_v6(src) ? frame6(src, l4) : frame4(src, l4);
-}
-
-// A new SMTP connection attempt: SYN without ACK to port 25 (or `dport`).
-LimFrame syn_from(const std::string& src, uint16_t dport = 25) { return segment_from(src, kLimSyn, dport); }
-
-// A later fragment of a TCP segment from `src`: no TCP header, no port.
-LimFrame later_fragment_from(const std::string& src) {
-    const LimFrame data(48, 'x');
-    return is_v6(src) ? frame6(src, data, 185) : frame4(src, data, kLimMoreFragments | 185);
-}
-
-// ---------------------------------------------------------------------------
 // Counters
-
-struct GlobalCounts {
-    uint64_t seen = 0, passed = 0, dropped = 0, smtp = 0, smtp_syn = 0, fragments = 0, malformed = 0;
-    bool operator==(const GlobalCounts&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const GlobalCounts& c) {
-    return os << "{seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << ", smtp " << c.smtp
-              << ", smtp_syn " << c.smtp_syn << ", fragments " << c.fragments << ", malformed " << c.malformed
-              << "}";
-}
 
 // One rule's counters (summed over CPUs) and the keys it tracks.
 struct RuleCounts {
@@ -249,35 +131,14 @@ private:
 };
 
 // ---------------------------------------------------------------------------
-// Fixture: the program loaded against a private pin directory, never attached.
+// Fixture: limits added the way the CLI adds them, and the limiter maps read
+// straight from their pins, behind Fence's back.
 
 const std::string kNet4 = "203.0.113.0/24";
 const std::string kNet6 = "2001:db8:1::/48";
 
-class LimitVerdicts : public ::testing::Test {
+class LimitVerdicts : public PinnedFenceTest {
 protected:
-    void SetUp() override {
-        if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF, a bpffs on /sys/fs/bpf)";
-        static int instance = 0;
-        pin_dir_ =
-            "/sys/fs/bpf/smtpfence-limittest-" + std::to_string(getpid()) + "-" + std::to_string(instance++);
-        prepare_pin_dir(pin_dir_);
-        program_.emplace(pin_dir_, 1024);
-        fence_.emplace(Fence::open(pin_dir_));
-    }
-
-    void TearDown() override {
-        fence_.reset();
-        program_.reset();
-        if (!pin_dir_.empty()) {
-            std::error_code ec;
-            std::filesystem::remove_all(pin_dir_, ec);
-            EXPECT_FALSE(ec) << "remove " << pin_dir_ << ": " << ec.message();
-        }
-    }
-
-    Fence& fence() { return *fence_; }
-
     // The LimitSpec the CLI builds from `--rate RATE --burst BURST --max-conns N --per PER`
     // (an empty rate: no --rate).
     static LimitSpec spec(const std::string& cidr, const std::string& rate, uint32_t burst,
@@ -296,19 +157,13 @@ protected:
                                 spec(cidr, rate, burst, per, max_conns));
     }
 
-    AddResult add(const std::string& cidr, Action action) {
-        return fence().add_rule(parse_cidr(cidr).cidr, action, "limit test", "gtest");
-    }
-
     // 'P' for XDP_PASS, 'D' for XDP_DROP, 'E' when the kernel refused the run.
-    char run(const LimFrame& frame) const {
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                    .data_size_in = static_cast<__u32>(frame.size()), .repeat = 1);
-        if (bpf_prog_test_run_opts(program_->fd(), &opts) != 0) return 'E';
-        return opts.retval == XDP_PASS ? 'P' : opts.retval == XDP_DROP ? 'D' : 'E';
+    char run(const Bytes& frame) const {
+        const int verdict = run_raw(frame);
+        return verdict == XDP_PASS ? 'P' : verdict == XDP_DROP ? 'D' : 'E';
     }
 
-    std::string run_n(const LimFrame& frame, size_t n) const {
+    std::string run_n(const Bytes& frame, size_t n) const {
         std::string out;
         for (size_t i = 0; i < n; ++i) out += run(frame);
         return out;
@@ -317,14 +172,9 @@ protected:
     // `n` SYNs to port 25 from `src`, back to back: "PPD..." in order.
     std::string syns(const std::string& src, size_t n) const { return run_n(syn_from(src), n); }
 
-    GlobalCounts global() const {
-        const fence_stats s = fence_->counters();
-        return {s.seen, s.passed, s.dropped, s.smtp, s.smtp_syn, s.fragments, s.malformed};
-    }
-
     std::optional<Rule> rule(const std::string& cidr) const {
         const Cidr want = parse_cidr(cidr).cidr;
-        for (const Rule& r : fence_->rules()) {
+        for (const Rule& r : fence().rules()) {
             if (r.cidr == want) return r;
         }
         return std::nullopt;
@@ -341,7 +191,7 @@ protected:
     }
 
     UniqueFd pinned(const char* name) const {
-        const std::string path = pin_dir_ + "/" + name;
+        const std::string path = pin_dir() + "/" + name;
         int fd = bpf_obj_get(path.c_str());
         if (fd < 0) throw std::runtime_error("bpf_obj_get " + path + ": " + std::strerror(errno));
         return UniqueFd(fd);
@@ -403,11 +253,6 @@ protected:
         if (bpf_map_lookup_elem(pinned(FENCE_MAP_LIMIT_STATE).get(), &raw, &st) != 0) return std::nullopt;
         return st.tat_ns;
     }
-
-private:
-    std::string pin_dir_;
-    std::optional<LoadedProgram> program_;
-    std::optional<Fence> fence_;
 };
 
 // The limiter key the test expects for `src` under rule `id` with key length
@@ -508,7 +353,7 @@ TEST_F(LimitVerdicts, BucketRefillsOneTokenPerInterval) {
     for (; attempts < 8 && !undisturbed; ++attempts) {
         const std::string src = "203.0.113." + std::to_string(100 + attempts);
         SCOPED_TRACE("attempt " + std::to_string(attempts) + ", source " + src);
-        const LimFrame syn = syn_from(src);
+        const Bytes syn = syn_from(src);
         UncertainGcra model(interval, tolerance);
         std::string got, predicted;
         uint64_t first_after = 0;
@@ -725,16 +570,16 @@ TEST_F(LimitVerdicts, OnlyNewConnectionsToSmtpPortsAreMetered) {
 
     struct Probe {
         std::string what;
-        LimFrame frame;
+        Bytes frame;
     };
     const std::vector<Probe> established = {
-        {"v4 ACK", segment_from(src4, kLimAck)},
-        {"v4 SYN+ACK", segment_from(src4, kLimSyn | kLimAck)},
-        {"v4 PSH+ACK with data", segment_from(src4, kLimPsh | kLimAck, 25, 100)},
-        {"v4 FIN+ACK", segment_from(src4, kLimFin | kLimAck)},
-        {"v4 RST", segment_from(src4, kLimRst)},
-        {"v6 ACK", segment_from(src6, kLimAck)},
-        {"v6 SYN+ACK", segment_from(src6, kLimSyn | kLimAck)},
+        {"v4 ACK", segment_from(src4, kAck)},
+        {"v4 SYN+ACK", segment_from(src4, kSyn | kAck)},
+        {"v4 PSH+ACK with data", segment_from(src4, kPsh | kAck, 25, 100)},
+        {"v4 FIN+ACK", segment_from(src4, kFin | kAck)},
+        {"v4 RST", segment_from(src4, kRst)},
+        {"v6 ACK", segment_from(src6, kAck)},
+        {"v6 SYN+ACK", segment_from(src6, kSyn | kAck)},
     };
     const std::vector<Probe> other_ports = {
         {"v4 SYN to 22", syn_from(src4, 22)},
@@ -742,11 +587,10 @@ TEST_F(LimitVerdicts, OnlyNewConnectionsToSmtpPortsAreMetered) {
         {"v4 SYN to 2525", syn_from(src4, 2525)},
         {"v6 SYN to 22", syn_from(src6, 22)},
     };
-    LimFrame short_tcp = tcp_segment(25, kLimSyn);
-    short_tcp.resize(8);  // ports and sequence number: no flags to see
+    const Bytes short_tcp = truncated(tcp({}), 8);  // ports and sequence number: no flags to see
     const std::vector<Probe> fragments = {
         {"v4 later fragment", later_fragment_from(src4)},
-        {"v4 first fragment too short for TCP flags", frame4(src4, short_tcp, kLimMoreFragments)},
+        {"v4 first fragment too short for TCP flags", v4({.src = src4, .frag = kMoreFragments}, short_tcp)},
         {"v6 later fragment", later_fragment_from(src6)},
     };
     auto probe_all = [&](const char* when) {
@@ -781,7 +625,7 @@ TEST_F(LimitVerdicts, OnlyNewConnectionsToSmtpPortsAreMetered) {
 
 TEST_F(LimitVerdicts, FirstFragmentWithACompleteSynIsMetered) {
     add_limit(kNet4, "100/h", 1);
-    const LimFrame first = frame4("203.0.113.10", tcp_segment(25, kLimSyn), kLimMoreFragments);
+    const Bytes first = v4({.src = "203.0.113.10", .frag = kMoreFragments}, tcp({}));
     EXPECT_EQ(run_n(first, 3), "PDD");
     EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 3, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
     EXPECT_EQ(global(), (GlobalCounts{.seen = 3, .passed = 1, .dropped = 2, .smtp = 3, .smtp_syn = 3}));
@@ -985,13 +829,13 @@ TEST_F(LimitVerdicts, RemovingALimitStopsMetering) {
 TEST_F(LimitVerdicts, ThousandSourcesGetAKeyEach) {
     const std::string net = "100.64.0.0/16";
     add_limit(net, "100/h", 1);
-    std::vector<LimFrame> frames;
+    std::vector<Bytes> frames;
     for (int i = 0; i < 1000; ++i) {
         frames.push_back(syn_from("100.64." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)));
     }
     std::string first, second;
-    for (const LimFrame& f : frames) first += run(f);
-    for (const LimFrame& f : frames) second += run(f);
+    for (const Bytes& f : frames) first += run(f);
+    for (const Bytes& f : frames) second += run(f);
     EXPECT_EQ(first, repeat('P', 1000));
     EXPECT_EQ(second, repeat('D', 1000));
     EXPECT_EQ(counts(net), (RuleCounts{.matched = 2000, .dropped = 1000, .rate_dropped = 1000, .tracked_keys = 1000}));

@@ -1,226 +1,27 @@
 // The XDP program's verdicts and counters, on crafted frames, through
 // bpf_prog_test_run_opts: the real program against real (pinned) maps, driven
 // by the same Fence that the CLI uses. Needs root; skipped otherwise.
-#include <arpa/inet.h>
-#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
-#include <filesystem>
 #include <map>
-#include <optional>
-#include <stdexcept>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "bpf_handles.h"
+#include "bpf_test_support.h"
 #include "cidr.h"
 #include "fence.h"
 
 using namespace smtpfence;
+using namespace smtpfence::bpftest;
 
 namespace {
-
-// ---------------------------------------------------------------------------
-// Frame builder
-
-using Bytes = std::vector<uint8_t>;
-
-void put16(Bytes& out, uint16_t v) {
-    out.push_back(static_cast<uint8_t>(v >> 8));
-    out.push_back(static_cast<uint8_t>(v));
-}
-
-void put32(Bytes& out, uint32_t v) {
-    put16(out, static_cast<uint16_t>(v >> 16));
-    put16(out, static_cast<uint16_t>(v));
-}
-
-void append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
-
-// Appends the binary form of an IPv4 or IPv6 address.
-void put_address(Bytes& out, int family, const char* text) {
-    uint8_t addr[16];
-    if (inet_pton(family, text, addr) != 1) throw std::invalid_argument(text);
-    out.insert(out.end(), addr, addr + (family == AF_INET ? 4 : 16));
-}
-
-constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
-
-struct Tcp {
-    uint16_t dport = 25;
-    uint8_t flags = kSyn;
-    size_t payload = 0;
-    uint16_t sport = 40000;
-};
-
-// A 20-byte TCP header (checksum left zero: XDP does not look) and payload.
-Bytes tcp(const Tcp& t) {
-    Bytes out;
-    put16(out, t.sport);
-    put16(out, t.dport);
-    put32(out, 1000);                          // seq
-    put32(out, (t.flags & kAck) ? 2000 : 0);   // ack
-    out.push_back(5 << 4);                     // doff 5
-    out.push_back(t.flags);
-    put16(out, 64240);                         // window
-    put32(out, 0);                             // checksum, urgent pointer
-    out.insert(out.end(), t.payload, 'x');
-    return out;
-}
-
-Bytes udp(uint16_t dport) {
-    Bytes out;
-    put16(out, 40000);
-    put16(out, dport);
-    put16(out, 8 + 4);
-    put16(out, 0);
-    append(out, {'h', 'e', 'l', 'o'});
-    return out;
-}
-
-Bytes icmp_echo(uint8_t type) {
-    Bytes out{type, 0};
-    put16(out, 0);
-    put32(out, 0x00010001);
-    return out;
-}
-
-constexpr uint16_t kMoreFragments = 0x2000;
-
-struct Ip4 {
-    const char* src;
-    uint8_t proto = IPPROTO_TCP;
-    uint8_t ihl = 5;         // header length in words; options are NOPs
-    uint16_t frag = 0;       // flags and offset as on the wire (kMoreFragments | offset/8)
-    const char* dst = "192.0.2.25";
-};
-
-Bytes ipv4(const Ip4& ip, const Bytes& payload) {
-    const size_t header_len = ip.ihl >= 5 ? ip.ihl * 4u : 20u;
-    Bytes out;
-    out.push_back(static_cast<uint8_t>(0x40 | (ip.ihl & 0x0f)));
-    out.push_back(0);
-    put16(out, static_cast<uint16_t>(header_len + payload.size()));
-    put16(out, 0x1234);  // id
-    put16(out, ip.frag);
-    out.push_back(64);
-    out.push_back(ip.proto);
-    put16(out, 0);  // checksum, filled below
-    put_address(out, AF_INET, ip.src);
-    put_address(out, AF_INET, ip.dst);
-    out.resize(header_len, 0x01);  // NOP options
-    uint32_t sum = 0;
-    for (size_t i = 0; i < header_len; i += 2) sum += static_cast<uint32_t>(out[i] << 8 | out[i + 1]);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    out[10] = static_cast<uint8_t>(~sum >> 8);
-    out[11] = static_cast<uint8_t>(~sum);
-    append(out, payload);
-    return out;
-}
-
-// IPv6 extension headers as the program knows them.
-constexpr uint8_t kHopByHop = IPPROTO_HOPOPTS, kRouting = IPPROTO_ROUTING, kFragment = IPPROTO_FRAGMENT,
-                  kAh = IPPROTO_AH, kDestOpts = IPPROTO_DSTOPTS;
-
-struct Ext6 {
-    uint8_t type;
-    uint16_t frag_offset = 0;  // fragment header: offset in 8-byte units
-    bool more = false;         // fragment header: M flag
-};
-
-struct Ip6 {
-    const char* src;
-    uint8_t proto = IPPROTO_TCP;
-    std::vector<Ext6> ext = {};  // in order, before the upper-layer header
-    const char* dst = "2001:db8:25::25";
-};
-
-// One extension header; lengths differ per type so that the length arithmetic
-// (8-byte units, AH's 4-byte units) is exercised.
-Bytes ext_header(const Ext6& e, uint8_t next) {
-    Bytes out{next};
-    switch (e.type) {
-    case kHopByHop:  // 8 bytes: PadN(4)
-        append(out, {0, 1, 4, 0, 0, 0, 0});
-        break;
-    case kDestOpts:  // 16 bytes: PadN(12)
-        append(out, {1, 1, 12});
-        out.resize(16, 0);
-        break;
-    case kRouting:  // 24 bytes: type 2, segments left 0, one address
-        append(out, {2, 2, 0});
-        out.resize(24, 0);
-        break;
-    case kFragment:  // 8 bytes
-        out.push_back(0);
-        put16(out, static_cast<uint16_t>(e.frag_offset << 3 | (e.more ? 1 : 0)));
-        put32(out, 0xabcdef01);
-        break;
-    case kAh:  // 24 bytes: payload length (24 / 4) - 2 = 4, SPI, sequence, 12-byte ICV
-        append(out, {4, 0, 0});
-        put32(out, 0x100);
-        put32(out, 1);
-        out.resize(24, 0);
-        break;
-    default:
-        throw std::invalid_argument("unknown extension header");
-    }
-    return out;
-}
-
-Bytes ipv6(const Ip6& ip, const Bytes& payload) {
-    Bytes chain;
-    for (size_t i = 0; i < ip.ext.size(); ++i) {
-        append(chain, ext_header(ip.ext[i], i + 1 < ip.ext.size() ? ip.ext[i + 1].type : ip.proto));
-    }
-    append(chain, payload);
-    Bytes out;
-    put32(out, 0x60000000);
-    put16(out, static_cast<uint16_t>(chain.size()));
-    out.push_back(ip.ext.empty() ? ip.proto : ip.ext.front().type);
-    out.push_back(64);
-    put_address(out, AF_INET6, ip.src);
-    put_address(out, AF_INET6, ip.dst);
-    append(out, chain);
-    return out;
-}
-
-// Ethernet, with VLAN tags (outermost first) given by their TPIDs.
-Bytes ether(uint16_t ethertype, const Bytes& payload, const std::vector<uint16_t>& tags = {}) {
-    Bytes out{0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
-    for (size_t i = 0; i < tags.size(); ++i) {
-        put16(out, tags[i]);
-        put16(out, static_cast<uint16_t>(100 + i));  // TCI: VLAN id
-    }
-    put16(out, ethertype);
-    append(out, payload);
-    return out;
-}
-
-constexpr uint16_t k8021Q = ETH_P_8021Q, k8021AD = ETH_P_8021AD;
-
-Bytes v4(const Ip4& ip, const Bytes& l4, const std::vector<uint16_t>& tags = {}) {
-    return ether(ETH_P_IP, ipv4(ip, l4), tags);
-}
-
-Bytes v6(const Ip6& ip, const Bytes& l4, const std::vector<uint16_t>& tags = {}) {
-    return ether(ETH_P_IPV6, ipv6(ip, l4), tags);
-}
-
-Bytes syn4(const char* src, uint16_t dport = 25) { return v4({.src = src}, tcp({.dport = dport})); }
-Bytes syn6(const char* src, uint16_t dport = 25) { return v6({.src = src}, tcp({.dport = dport})); }
-
-Bytes truncated(Bytes frame, size_t len) {
-    frame.resize(len);
-    return frame;
-}
 
 // ---------------------------------------------------------------------------
 // What a run is expected to do
@@ -229,30 +30,14 @@ constexpr int kPass = XDP_PASS;
 constexpr int kDrop = XDP_DROP;
 
 // Deltas of the global counters.
-struct Counts {
-    uint64_t seen = 0, passed = 0, dropped = 0, smtp = 0, smtp_syn = 0, fragments = 0, malformed = 0;
-    bool operator==(const Counts&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const Counts& c) {
-    return os << "{seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << ", smtp " << c.smtp
-              << ", smtp_syn " << c.smtp_syn << ", fragments " << c.fragments << ", malformed " << c.malformed
-              << "}";
-}
-
-Counts operator-(const fence_stats& a, const fence_stats& b) {
-    return {a.seen - b.seen,         a.passed - b.passed,       a.dropped - b.dropped,    a.smtp - b.smtp,
-            a.smtp_syn - b.smtp_syn, a.fragments - b.fragments, a.malformed - b.malformed};
-}
-
-constexpr Counts kSynDropped{.seen = 1, .dropped = 1, .smtp = 1, .smtp_syn = 1};
-constexpr Counts kSynPassed{.seen = 1, .passed = 1, .smtp = 1, .smtp_syn = 1};
-constexpr Counts kSmtpPassed{.seen = 1, .passed = 1, .smtp = 1};  // an established session's segment
-constexpr Counts kIgnored{.seen = 1, .passed = 1};                // not TCP to an SMTP port
-constexpr Counts kMalformed{.seen = 1, .passed = 1, .malformed = 1};
-constexpr Counts kFragmentDropped{.seen = 1, .dropped = 1, .fragments = 1};
-constexpr Counts kFragmentPassed{.seen = 1, .passed = 1, .fragments = 1};
-constexpr Counts kNothing{};
+constexpr GlobalCounts kSynDropped{.seen = 1, .dropped = 1, .smtp = 1, .smtp_syn = 1};
+constexpr GlobalCounts kSynPassed{.seen = 1, .passed = 1, .smtp = 1, .smtp_syn = 1};
+constexpr GlobalCounts kSmtpPassed{.seen = 1, .passed = 1, .smtp = 1};  // an established session's segment
+constexpr GlobalCounts kIgnored{.seen = 1, .passed = 1};                // not TCP to an SMTP port
+constexpr GlobalCounts kMalformed{.seen = 1, .passed = 1, .malformed = 1};
+constexpr GlobalCounts kFragmentDropped{.seen = 1, .dropped = 1, .fragments = 1};
+constexpr GlobalCounts kFragmentPassed{.seen = 1, .passed = 1, .fragments = 1};
+constexpr GlobalCounts kNothing{};
 
 // Per-rule counters (or their deltas), keyed by the rule's canonical CIDR.
 struct RuleHits {
@@ -278,71 +63,44 @@ struct Case {
     std::string what;
     Bytes frame;
     int verdict;
-    Counts counts;
+    GlobalCounts counts;
     Hits hits = {};  // the rules whose counters moved, and by how much
 };
 
 // ---------------------------------------------------------------------------
-// Fixture: the program loaded against a private pin directory, never attached.
+// Fixture: every test starts from a block with an allow inside it, per
+// family, so that one source of each kind is at hand.
 
-class Verdicts : public ::testing::Test {
+class Verdicts : public PinnedFenceTest {
 protected:
     void SetUp() override {
-        if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF, a bpffs on /sys/fs/bpf)";
-        static int instance = 0;
-        pin_dir_ = "/sys/fs/bpf/smtpfence-bpftest-" + std::to_string(getpid()) + "-" + std::to_string(instance++);
-        prepare_pin_dir(pin_dir_);
-        program_.emplace(pin_dir_, 1024);
-        fence_.emplace(Fence::open(pin_dir_));
+        PinnedFenceTest::SetUp();
+        if (IsSkipped()) return;
         add(kBlock4, Action::Block);
         add(kAllow4, Action::Allow);
         add(kBlock6, Action::Block);
         add(kAllow6, Action::Allow);
     }
 
-    void TearDown() override {
-        fence_.reset();
-        program_.reset();
-        if (!pin_dir_.empty()) {
-            std::error_code ec;
-            std::filesystem::remove_all(pin_dir_, ec);
-            EXPECT_FALSE(ec) << "remove " << pin_dir_ << ": " << ec.message();
-        }
-    }
-
-    Fence& fence() { return *fence_; }
-
-    void add(const std::string& cidr, Action action) {
-        fence().add_rule(parse_cidr(cidr).cidr, action, "bpf test", "gtest");
-    }
-
     // Every rule's counters, summed over CPUs.
     Hits rule_counters() const {
         Hits out;
-        for (const Rule& rule : fence_->rules()) {
+        for (const Rule& rule : fence().rules()) {
             out[format_cidr(rule.cidr)] = {rule.counters.matched, rule.counters.dropped};
         }
         return out;
     }
 
-    // The program's return value on `frame`, or -errno when the kernel refuses the run.
-    int run_raw(const Bytes& frame) const {
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                    .data_size_in = static_cast<__u32>(frame.size()), .repeat = 1);
-        int err = bpf_prog_test_run_opts(program_->fd(), &opts);
-        return err != 0 ? err : static_cast<int>(opts.retval);
-    }
-
     struct Outcome {
         int verdict;
-        Counts counts;
+        GlobalCounts counts;
         Hits hits;  // rules whose counters moved
     };
 
     Outcome run(const Bytes& frame) const {
-        const fence_stats stats_before = fence_->counters();
+        const GlobalCounts stats_before = global();
         const Hits rules_before = rule_counters();
-        Outcome out{run_raw(frame), fence_->counters() - stats_before, {}};
+        Outcome out{run_raw(frame), global() - stats_before, {}};
         for (const auto& [cidr, after] : rule_counters()) {
             auto it = rules_before.find(cidr);
             RuleHits before = it == rules_before.end() ? RuleHits{} : it->second;
@@ -390,11 +148,6 @@ protected:
             }
         }
     }
-
-private:
-    std::string pin_dir_;
-    std::optional<LoadedProgram> program_;
-    std::optional<Fence> fence_;
 };
 
 // ---------------------------------------------------------------------------
@@ -678,21 +431,13 @@ TEST_F(Verdicts, Ipv6FragmentsAreJudgedLikeIpv4Ones) {
 // Not TCP
 
 TEST_F(Verdicts, NonTcpPasses) {
-    Bytes arp;
-    put16(arp, 1);       // Ethernet
-    put16(arp, ETH_P_IP);
-    append(arp, {6, 4});
-    put16(arp, 1);       // request
-    append(arp, {0x02, 0, 0, 0, 0, 0x02});
-    append(arp, {203, 0, 113, 5});
-    arp.resize(28, 0);
     expect_all({
         {"UDP to 25, blocked", v4({.src = "203.0.113.5", .proto = IPPROTO_UDP}, udp(25)), kPass, kIgnored},
         {"ICMP echo, blocked", v4({.src = "203.0.113.5", .proto = IPPROTO_ICMP}, icmp_echo(8)), kPass, kIgnored},
         {"v6 UDP to 25, blocked", v6({.src = "2001:db8:bad::5", .proto = IPPROTO_UDP}, udp(25)), kPass, kIgnored},
         {"ICMPv6 echo, blocked", v6({.src = "2001:db8:bad::5", .proto = IPPROTO_ICMPV6}, icmp_echo(128)), kPass,
          kIgnored},
-        {"ARP from a blocked address", ether(ETH_P_ARP, arp), kPass, kIgnored},
+        {"ARP from a blocked address", ether(ETH_P_ARP, arp_request("203.0.113.5")), kPass, kIgnored},
         {"unknown ethertype, header only", ether(0x88b5, {}), kPass, kIgnored},
     });
 }
@@ -779,9 +524,8 @@ TEST_F(Verdicts, RuleCountersCountTheDecidingRuleOnly) {
                                    {kBlock6, {2, 2}},
                                    {kAllow6, {1, 0}},
                                }));
-    const fence_stats s = fence().counters();
-    EXPECT_EQ((Counts{s.seen, s.passed, s.dropped, s.smtp, s.smtp_syn, s.fragments, s.malformed}),
-              (Counts{.seen = 11, .passed = 6, .dropped = 5, .smtp = 9, .smtp_syn = 8, .fragments = 1}));
+    EXPECT_EQ(global(),
+              (GlobalCounts{.seen = 11, .passed = 6, .dropped = 5, .smtp = 9, .smtp_syn = 8, .fragments = 1}));
 }
 
 TEST_F(Verdicts, SameActionKeepsCountersNewActionResetsThem) {
