@@ -118,6 +118,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conn_owner SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct source_key);
+	__type(value, struct source_stats);
+	__uint(max_entries, FENCE_SOURCE_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sources SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FENCE_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* The events stream's own GCRA clock (FENCE_EVENT_RATE, FENCE_EVENT_BURST). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct limit_state);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} event_clock SEC(".maps");
+
 /* CAS attempts on a contended GCRA clock before the SYN is dropped. Every
  * failed attempt means another CPU admitted a connection for the same key at
  * that instant, so giving up errs towards the limit, never past it. */
@@ -134,26 +157,72 @@ enum parse_result {
 struct packet {
 	__u8 family; /* 4 or 6 */
 	__u8 saddr[16];
+	__u16 dport; /* host byte order; PARSE_SMTP only */
 	struct tcphdr *tcp;
 };
 
 /*
  * The source lookup, kept behind this one function so that the LPM tries can
- * be replaced by a faster structure without touching the rest of the path.
- * The longest matching prefix decides.
+ * be replaced by a faster structure without touching the rest of the path:
+ * the longest rule covering the source whose prefix is at most `max_prefixlen`.
  */
-static __always_inline struct rule_value *lookup_source(const struct packet *pkt)
+static __always_inline struct rule_value *lookup_source(const struct packet *pkt, __u32 max_prefixlen)
 {
 	if (pkt->family == 4) {
-		struct rule_key_v4 key = { .prefixlen = 32 };
+		struct rule_key_v4 key = { .prefixlen = max_prefixlen };
 
 		__builtin_memcpy(key.addr, pkt->saddr, 4);
 		return bpf_map_lookup_elem(&rules_v4, &key);
 	}
-	struct rule_key_v6 key = { .prefixlen = 128 };
+	struct rule_key_v6 key = { .prefixlen = max_prefixlen };
 
 	__builtin_memcpy(key.addr, pkt->saddr, 16);
 	return bpf_map_lookup_elem(&rules_v6, &key);
+}
+
+/* The rules that judge a source. */
+struct judges {
+	struct rule_value *live; /* decides the packet: the longest live rule */
+	struct rule_value *dry;  /* the longest dry-run rule longer than `live`: counts only */
+};
+
+/*
+ * The longest prefix decides, except that an expired rule (its deadline is
+ * kept here, in the kernel, so it ends even when no smtpfence process runs)
+ * and a dry-run rule step aside for the next broader rule.
+ */
+static __always_inline struct judges find_judges(const struct packet *pkt)
+{
+	struct judges j = {};
+	__u32 prefixlen = pkt->family == 4 ? 32 : 128;
+	__u64 now = 0;
+
+#pragma unroll
+	for (int i = 0; i < FENCE_MAX_RULE_LAYERS; i++) {
+		struct rule_value *rule = lookup_source(pkt, prefixlen);
+
+		if (!rule)
+			break;
+		int skip = 0;
+
+		if (rule->expires_ns) {
+			if (!now)
+				now = bpf_ktime_get_boot_ns();
+			skip = now >= rule->expires_ns;
+		}
+		if (!skip) {
+			if (!(rule->flags & FENCE_RULE_DRY_RUN)) {
+				j.live = rule;
+				break;
+			}
+			if (!j.dry)
+				j.dry = rule;
+		}
+		if (rule->prefixlen == 0)
+			break;
+		prefixlen = rule->prefixlen - 1;
+	}
+	return j;
 }
 
 static __always_inline int is_smtp_port(const struct fence_config *cfg, __be16 port)
@@ -177,6 +246,7 @@ static __always_inline enum parse_result parse_tcp(void *l4, void *data_end,
 	if (!is_smtp_port(cfg, tcp->dest))
 		return PARSE_PASS;
 	pkt->tcp = tcp;
+	pkt->dport = bpf_ntohs(tcp->dest);
 	return PARSE_SMTP;
 }
 
@@ -376,6 +446,154 @@ static __always_inline enum limit_verdict apply_limit(const struct rule_value *r
 	return LIMIT_RATE;
 }
 
+/* What `rule` does to this attempt. A limit meters connections; a port-less
+ * fragment is none, so only a block drops those. */
+static __always_inline enum fence_verdict judge(const struct rule_value *rule, const struct packet *pkt,
+						enum parse_result res)
+{
+	if (rule->action == FENCE_ACTION_BLOCK)
+		return FENCE_VERDICT_BLOCKED;
+	if (rule->action == FENCE_ACTION_LIMIT && res == PARSE_SMTP) {
+		enum limit_verdict limited = apply_limit(rule, pkt);
+
+		if (limited == LIMIT_RATE)
+			return FENCE_VERDICT_RATE;
+		if (limited == LIMIT_CONNS)
+			return FENCE_VERDICT_CONNS;
+	}
+	return FENCE_VERDICT_PASSED;
+}
+
+static __always_inline void count_rule(const struct rule_value *rule, enum fence_verdict verdict)
+{
+	__u32 slot = rule->slot;
+	struct rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &slot);
+
+	if (!rc)
+		return;
+	rc->matched++;
+	switch (verdict) {
+	case FENCE_VERDICT_PASSED:
+		break;
+	case FENCE_VERDICT_WOULD_DROP:
+		rc->would_drop++;
+		break;
+	case FENCE_VERDICT_RATE:
+		rc->rate_dropped++;
+		rc->dropped++;
+		break;
+	case FENCE_VERDICT_CONNS:
+		rc->conns_dropped++;
+		/* fall through */
+	default:
+		rc->dropped++;
+	}
+}
+
+/* The events stream's budget: GCRA on one global clock. */
+static __always_inline int event_budget_admits(__u64 now)
+{
+	__u32 zero = 0;
+	struct limit_state *clock = bpf_map_lookup_elem(&event_clock, &zero);
+	const __u64 interval = 1000000000ull / FENCE_EVENT_RATE;
+
+	if (!clock)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < GCRA_CAS_ATTEMPTS; i++) {
+		__u64 tat = clock->tat_ns;
+		__u64 next;
+
+		if (!gcra_admit(tat, now, interval, (FENCE_EVENT_BURST - 1) * interval, &next))
+			return 0;
+		if (__sync_val_compare_and_swap(&clock->tat_ns, tat, next) == tat)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline void emit_event(const struct packet *pkt, const struct rule_value *rule,
+				       enum fence_verdict verdict, __u64 now, struct fence_stats *st)
+{
+	if (!event_budget_admits(now)) {
+		st->events_suppressed++;
+		return;
+	}
+	struct fence_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		st->events_suppressed++;
+		return;
+	}
+	ev->time_ns = now;
+	ev->rule_id = rule->rule_id;
+	ev->family = pkt->family;
+	ev->verdict = verdict;
+	ev->action = rule->action;
+	ev->prefixlen = rule->prefixlen;
+	ev->port = pkt->dport;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	__builtin_memcpy(ev->addr, pkt->saddr, 16);
+	bpf_ringbuf_submit(ev, 0);
+	st->events++;
+}
+
+/*
+ * Per-source accounting of an SMTP connection attempt, for `top`, and the
+ * drop event of a source's first drop by a rule. `rule` is the rule that
+ * decided (for WOULD_DROP, the dry-run rule), or NULL.
+ */
+static __always_inline void account_source(const struct packet *pkt, const struct rule_value *rule,
+					   enum fence_verdict verdict, struct fence_stats *st)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct source_key key = { .family = pkt->family, .port = pkt->dport };
+
+	__builtin_memcpy(key.addr, pkt->saddr, 16);
+	struct source_stats *src = bpf_map_lookup_elem(&sources, &key);
+
+	if (!src) {
+		struct source_stats fresh = { .first_seen_ns = now };
+
+		bpf_map_update_elem(&sources, &key, &fresh, BPF_NOEXIST);
+		src = bpf_map_lookup_elem(&sources, &key);
+		if (!src)
+			return;
+	}
+	__sync_fetch_and_add(&src->attempts, 1);
+	switch (verdict) {
+	case FENCE_VERDICT_PASSED:
+		__sync_fetch_and_add(&src->passed, 1);
+		break;
+	case FENCE_VERDICT_BLOCKED:
+		__sync_fetch_and_add(&src->blocked, 1);
+		break;
+	case FENCE_VERDICT_WOULD_DROP:
+		__sync_fetch_and_add(&src->would_drop, 1);
+		break;
+	default:
+		__sync_fetch_and_add(&src->limited, 1);
+	}
+	src->last_seen_ns = now;
+	src->last_verdict = verdict;
+	src->last_rule_id = rule ? rule->rule_id : 0;
+	src->last_action = rule ? rule->action : 0;
+	src->last_prefixlen = rule ? rule->prefixlen : 0;
+	if (verdict == FENCE_VERDICT_PASSED || !rule)
+		return;
+
+	/* One event per (source, rule), repeated only after a quiet spell; the
+	 * CAS makes exactly one CPU the reporter when SYNs arrive together. */
+	__u64 last = src->last_event_ns;
+
+	if (src->event_rule_id == rule->rule_id && last && now - last < FENCE_EVENT_REPEAT_NS)
+		return;
+	if (__sync_val_compare_and_swap(&src->last_event_ns, last, now) != last)
+		return;
+	src->event_rule_id = rule->rule_id;
+	emit_event(pkt, rule, verdict, now, st);
+}
+
 SEC("xdp")
 int smtpfence_xdp(struct xdp_md *ctx)
 {
@@ -411,35 +629,31 @@ int smtpfence_xdp(struct xdp_md *ctx)
 		break;
 	}
 
-	struct rule_value *rule = lookup_source(&pkt);
+	struct judges j = find_judges(&pkt);
+	enum fence_verdict verdict = FENCE_VERDICT_PASSED;
+	const struct rule_value *decider = j.live;
 
-	if (!rule) {
-		st->passed++;
-		return XDP_PASS;
+	if (j.live) {
+		verdict = judge(j.live, &pkt, res);
+		count_rule(j.live, verdict);
 	}
+	if (j.dry) {
+		enum fence_verdict would = judge(j.dry, &pkt, res) == FENCE_VERDICT_PASSED ?
+						   FENCE_VERDICT_PASSED : FENCE_VERDICT_WOULD_DROP;
 
-	__u32 slot = rule->slot;
-	struct rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &slot);
-	enum limit_verdict limited = LIMIT_PASS;
-	int drop = 0;
+		count_rule(j.dry, would);
+		if (would == FENCE_VERDICT_WOULD_DROP) {
+			st->would_drop++;
+			if (verdict == FENCE_VERDICT_PASSED) {
+				verdict = would;
+				decider = j.dry;
+			}
+		}
+	}
+	if (res == PARSE_SMTP)
+		account_source(&pkt, decider, verdict, st);
 
-	if (rule->action == FENCE_ACTION_BLOCK) {
-		drop = 1;
-	} else if (rule->action == FENCE_ACTION_LIMIT && res == PARSE_SMTP) {
-		/* A limit meters connections; a port-less fragment is none. */
-		limited = apply_limit(rule, &pkt);
-		drop = limited != LIMIT_PASS;
-	}
-	if (rc) {
-		rc->matched++;
-		if (drop)
-			rc->dropped++;
-		if (limited == LIMIT_RATE)
-			rc->rate_dropped++;
-		else if (limited == LIMIT_CONNS)
-			rc->conns_dropped++;
-	}
-	if (drop) {
+	if (verdict != FENCE_VERDICT_PASSED && verdict != FENCE_VERDICT_WOULD_DROP) {
 		st->dropped++;
 		return XDP_DROP;
 	}
@@ -486,7 +700,7 @@ static __always_inline void charge_connection(struct bpf_sock_ops *skops, const 
 		return;
 	}
 
-	struct rule_value *rule = lookup_source(&pkt);
+	struct rule_value *rule = find_judges(&pkt).live;
 
 	if (!rule || rule->action != FENCE_ACTION_LIMIT || !rule->max_conns)
 		return;

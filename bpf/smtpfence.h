@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define FENCE_LAYOUT_VERSION 2
+#define FENCE_LAYOUT_VERSION 3
 #define FENCE_CONFIG_MAGIC 0x736d7466u /* "smtf": config map was initialised */
 
 /* Default capacity: rules per address family (the rule slots of
@@ -29,8 +29,28 @@
  * because forgetting a count would let a source exceed its cap. */
 #define FENCE_CONN_KEYS 65536
 
+/* Per-source accounting for `top`: an LRU map of (source, port). When it is
+ * full, the least recently seen source is forgotten (its counts restart if
+ * it comes back); 65536 entries take about 10 MiB of kernel memory. */
+#define FENCE_SOURCE_KEYS 65536
+
+/* Drop events (ring buffer): a source yields an event on its first drop by a
+ * rule, and again only after FENCE_EVENT_REPEAT_NS without one; the whole
+ * stream is held to FENCE_EVENT_RATE per second (bursts of
+ * FENCE_EVENT_BURST) so that a flood from many sources cannot flood it. */
+#define FENCE_EVENTS_BYTES (256 * 1024)
+#define FENCE_EVENT_REPEAT_NS (60ull * 1000000000ull)
+#define FENCE_EVENT_RATE 100
+#define FENCE_EVENT_BURST 200
+
+/* How many rules of one source's prefix chain the data path looks past when
+ * the longest one has expired or is a dry run. A deeper chain of such rules
+ * is judged as if no rule covered the source (never a drop). */
+#define FENCE_MAX_RULE_LAYERS 8
+
 #define FENCE_REASON_LEN 120
 #define FENCE_USER_LEN 32
+#define FENCE_ORIGIN_LEN 64
 #define FENCE_PORT_WORDS (65536 / 64)
 
 /* Pinned object names, relative to the pin directory. */
@@ -43,6 +63,9 @@
 #define FENCE_MAP_LIMIT_STATE "limit_state"
 #define FENCE_MAP_CONN_COUNTS "conn_counts"
 #define FENCE_MAP_CONN_OWNER "conn_owner"
+#define FENCE_MAP_SOURCES "sources"
+#define FENCE_MAP_EVENTS "events"
+#define FENCE_MAP_EVENT_CLOCK "event_clock"
 #define FENCE_PIN_SOCKOPS_LINK "sockops_link"
 #define FENCE_PIN_PROG "prog"
 #define FENCE_PIN_LINKS_DIR "links"
@@ -51,6 +74,19 @@ enum fence_action {
 	FENCE_ACTION_ALLOW = 1, /* passes; wins over any broader rule */
 	FENCE_ACTION_BLOCK = 2, /* drops new connections (SYN without ACK) */
 	FENCE_ACTION_LIMIT = 3, /* admits new connections at a rate and/or up to a concurrency */
+};
+
+/* rule_value.flags */
+#define FENCE_RULE_DRY_RUN 0x1 /* counts what it would drop, drops nothing; the
+				* next broader live rule decides the packet */
+
+/* What happened to a connection attempt (source accounting, events). */
+enum fence_verdict {
+	FENCE_VERDICT_PASSED = 0,     /* no rule, an allow, or admitted by a limit */
+	FENCE_VERDICT_BLOCKED = 1,    /* dropped by a block */
+	FENCE_VERDICT_RATE = 2,       /* dropped by a limit's rate */
+	FENCE_VERDICT_CONNS = 3,      /* dropped by a limit's --max-conns */
+	FENCE_VERDICT_WOULD_DROP = 4, /* a dry-run rule would have dropped it */
 };
 
 /* LPM trie keys: prefixlen first, as the kernel's bpf_lpm_trie_key requires. */
@@ -70,12 +106,14 @@ struct rule_value {
 	__u8 action;        /* enum fence_action */
 	__u8 prefixlen;     /* the rule's own prefix length: tells which prefix matched */
 	__u8 key_prefixlen; /* LIMIT: sources sharing this many leading bits share a key */
-	__u8 pad;
+	__u8 flags;         /* FENCE_RULE_* */
 	__u32 rule_id;      /* unique for the life of the maps: keys the limiter state, so
 			     * that a reused slot or a changed rule starts with fresh state */
 	__u32 max_conns;    /* LIMIT: concurrent connections per key; 0 = no cap */
 	__u64 interval_ns;  /* LIMIT: one new connection per interval; 0 = no rate */
 	__u64 tolerance_ns; /* LIMIT: (burst - 1) * interval_ns: how far ahead a key may run */
+	__u64 expires_ns;   /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) at which the rule stops
+			     * applying, even with no smtpfence process running; 0 = never */
 };
 
 /* Per-CPU, per-rule; summed in userspace. Counts SMTP connection attempts
@@ -85,6 +123,7 @@ struct rule_counters {
 	__u64 dropped;       /* of those, dropped (any reason) */
 	__u64 rate_dropped;  /* LIMIT: dropped because the key ran ahead of its rate */
 	__u64 conns_dropped; /* LIMIT: dropped because the key had max_conns open */
+	__u64 would_drop;    /* dry run: attempts it would have dropped (none were) */
 };
 
 /* Key of the limiter maps. `addr` is the source masked to the rule's
@@ -115,8 +154,52 @@ struct conn_owner {
  * place and survive the CLI. */
 struct rule_info {
 	__u64 created_unix; /* seconds since the epoch */
+	__u64 expires_unix; /* seconds since the epoch; 0 = never (the kernel's
+			     * deadline is rule_value.expires_ns) */
 	char created_by[FENCE_USER_LEN];
+	char origin[FENCE_ORIGIN_LEN]; /* where the command ran: host, and the ssh client */
 	char reason[FENCE_REASON_LEN];
+};
+
+/* Key of the per-source accounting: one entry per source and SMTP port. */
+struct source_key {
+	__u8 family; /* 4 or 6 */
+	__u8 pad;
+	__u16 port;  /* destination port, host byte order */
+	__u8 addr[16];
+};
+
+/* What one source did to one port, since it was first seen (or forgotten by
+ * the LRU). Counters are updated atomically; times are CLOCK_BOOTTIME ns. */
+struct source_stats {
+	__u64 attempts;     /* SYN packets (retransmissions included) */
+	__u64 passed;
+	__u64 blocked;      /* dropped by a block */
+	__u64 limited;      /* dropped by a limit (rate or max-conns) */
+	__u64 would_drop;   /* a dry-run rule would have dropped it */
+	__u64 first_seen_ns;
+	__u64 last_seen_ns;
+	__u64 last_event_ns;  /* last drop event of this source */
+	__u32 last_rule_id;   /* rule that decided the last attempt; 0 = none */
+	__u32 event_rule_id;  /* rule of the last drop event */
+	__u8 last_verdict;    /* enum fence_verdict of the last attempt */
+	__u8 last_action;     /* enum fence_action of that rule (0 = none) */
+	__u8 last_prefixlen;  /* that rule's prefix length: the rule is the source
+			       * masked to it, even after the rule is gone */
+	__u8 pad[5];
+};
+
+/* One record of the events ring buffer: a source's first drop by a rule. */
+struct fence_event {
+	__u64 time_ns;       /* CLOCK_BOOTTIME */
+	__u32 rule_id;
+	__u8 family;
+	__u8 verdict;        /* enum fence_verdict */
+	__u8 action;         /* enum fence_action of the rule */
+	__u8 prefixlen;      /* the rule's prefix length (the rule is addr/prefixlen) */
+	__u16 port;          /* destination port, host byte order */
+	__u8 pad[6];
+	__u8 addr[16];       /* the source */
 };
 
 /* Single-entry array: the knobs the data path reads on every packet. */
@@ -139,6 +222,10 @@ struct fence_stats {
 	__u64 smtp_syn;  /* of those, connection attempts (SYN without ACK) */
 	__u64 fragments; /* TCP fragments judged by source alone (no port) */
 	__u64 malformed; /* truncated or invalid headers (always passed) */
+	__u64 would_drop;        /* attempts a dry-run rule would have dropped */
+	__u64 events;            /* drop events written to the ring buffer */
+	__u64 events_suppressed; /* drop events held back by the stream's rate limit
+				  * or lost to a full ring buffer */
 };
 
 #ifdef __cplusplus
@@ -148,13 +235,16 @@ struct fence_stats {
 #endif
 FENCE_STATIC_ASSERT(sizeof(struct rule_key_v4) == 8, "rule_key_v4 layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_key_v6) == 20, "rule_key_v6 layout");
-FENCE_STATIC_ASSERT(sizeof(struct rule_value) == 32, "rule_value layout");
-FENCE_STATIC_ASSERT(sizeof(struct rule_counters) == 32, "rule_counters layout");
+FENCE_STATIC_ASSERT(sizeof(struct rule_value) == 40, "rule_value layout");
+FENCE_STATIC_ASSERT(sizeof(struct rule_counters) == 40, "rule_counters layout");
 FENCE_STATIC_ASSERT(sizeof(struct limit_key) == 24, "limit_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct limit_state) == 8, "limit_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct conn_owner) == 28, "conn_owner layout");
-FENCE_STATIC_ASSERT(sizeof(struct rule_info) == 160, "rule_info layout");
+FENCE_STATIC_ASSERT(sizeof(struct rule_info) == 232, "rule_info layout");
+FENCE_STATIC_ASSERT(sizeof(struct source_key) == 20, "source_key layout");
+FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 80, "source_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct fence_event) == 40, "fence_event layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS, "fence_config layout");
-FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 56, "fence_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 80, "fence_stats layout");
 
 #endif

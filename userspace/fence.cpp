@@ -358,6 +358,8 @@ std::vector<Rule> Fence::rules() const {
             rule.action = static_cast<Action>(value.action);
             rule.slot = value.slot;
             rule.limit = limit_of(value);
+            rule.rule_id = value.rule_id;
+            rule.dry_run = (value.flags & FENCE_RULE_DRY_RUN) != 0;
             rule.counters = slot_counters(value.slot);
             if (rule.action == Action::Limit) {
                 auto it = keys_of_rule.find(value.rule_id);
@@ -366,7 +368,9 @@ std::vector<Rule> Fence::rules() const {
             rule_info info{};
             if (rule_info_.lookup(&value.slot, &info)) {
                 rule.created_unix = info.created_unix;
+                rule.expires_unix = info.expires_unix;
                 rule.created_by = fixed_string(info.created_by, sizeof info.created_by);
+                rule.origin = fixed_string(info.origin, sizeof info.origin);
                 rule.reason = fixed_string(info.reason, sizeof info.reason);
             }
             out.push_back(std::move(rule));

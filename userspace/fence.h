@@ -41,8 +41,12 @@ struct Rule {
     LimitSpec limit;           // Action::Limit only
     rule_counters counters{};  // summed over CPUs
     uint64_t tracked_keys = 0; // Action::Limit: keys with limiter state now
+    uint32_t rule_id = 0;      // unique for the life of the maps (events and `top` name it)
+    bool dry_run = false;      // counts would-drops, drops nothing
     uint64_t created_unix = 0;
+    uint64_t expires_unix = 0; // 0 = never
     std::string created_by;
+    std::string origin;        // where the command ran: host, and the ssh client
     std::string reason;
 };
 

@@ -1,0 +1,39 @@
+// The subcommands, in groups that each live in their own file: cli.cpp owns
+// the global options, parsing and the mapping of failures to exit codes; a
+// group adds its subcommands and says how to run them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace smtpfence {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;
+inline constexpr int kExitUsage = 2;
+
+// What every command gets once the command line parsed.
+struct CliContext {
+    std::string pin_dir;
+    std::ostream& out;
+    std::ostream& err;
+};
+
+struct Command {
+    CLI::App* app;  // the subcommand; its handler runs when it was parsed
+    std::function<int(const CliContext&)> run;
+};
+
+// Rules and attachments: attach, detach, block, allow, limit, remove, ports,
+// list, status (cli_rules.cpp).
+void add_rule_commands(CLI::App& app, std::vector<Command>& commands);
+// Watching the fence work: stats, top, events, metrics, serve (cli_observe.cpp).
+void add_observe_commands(CLI::App& app, std::vector<Command>& commands);
+
+void print_json(std::ostream& out, const nlohmann::ordered_json& j);
+
+}  // namespace smtpfence
