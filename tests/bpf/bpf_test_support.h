@@ -57,7 +57,7 @@ struct Ip4 {
     uint8_t proto = IPPROTO_TCP;
     uint8_t ihl = 5;         // header length in words; options are NOPs
     uint16_t frag = 0;       // flags and offset as on the wire (kMoreFragments | offset/8)
-    std::string dst = "192.0.2.25";
+    std::string dst = "198.51.100.254";
 };
 
 Bytes ipv4(const Ip4& ip, const Bytes& payload);

@@ -493,7 +493,7 @@ TEST_F(LimitVerdicts, CatchAllPerRuleAndIpv6PerSlash56) {
     add("198.51.100.25/32", Action::Allow);
     add_limit("2001:db8:bad::/48", "5/s", 2, "/56");
     EXPECT_EQ(rule("0.0.0.0/0")->limit.key_prefixlen, 0);
-    EXPECT_EQ(syns("192.0.2.1", 1), "P");
+    EXPECT_EQ(syns("203.0.113.1", 1), "P");
     EXPECT_EQ(syns("255.255.255.254", 1), "P");
     EXPECT_EQ(syns("10.0.0.1", 1), "D") << "the whole IPv4 internet shares one key";
     EXPECT_EQ(syns("198.51.100.25", 2), "PP") << "allow wins inside the catch-all";
