@@ -748,7 +748,7 @@ int run() {
     const FamilySetup families[] = {
         {Family::V4, parse_cidr("203.0.113.0/24").cidr, parse_cidr("203.0.113.7").cidr,
          parse_cidr("198.51.100.9").cidr, parse_cidr("10.0.0.0/8").cidr, parse_cidr("10.0.0.7").cidr,
-         parse_cidr("192.0.2.0/24").cidr, parse_cidr("192.0.2.66").cidr},
+         parse_cidr("198.51.100.128/25").cidr, parse_cidr("198.51.100.200").cidr},
         {Family::V6, parse_cidr("2001:db8:bad::/48").cidr, parse_cidr("2001:db8:bad::7").cidr,
          parse_cidr("2001:db8:1::9").cidr, parse_cidr("2001:db8:f000::/36").cidr, parse_cidr("2001:db8:f000::7").cidr,
          parse_cidr("2001:db8:dead::/48").cidr, parse_cidr("2001:db8:dead::7").cidr},
@@ -827,7 +827,7 @@ int run() {
     std::printf("(rules/family: random prefixes, plus per family the rule that blocks the blocked source "
                 "(203.0.113.0/24, 2001:db8:bad::/48) and two limit rules, --per source: --rate 1000000/s --burst "
                 "1000000 on 10.0.0.0/8 and 2001:db8:f000::/36 (bucket hit/create rows), --rate 1/h --burst 1 on "
-                "192.0.2.0/24 and 2001:db8:dead::/48 (dropped by rate rows))\n");
+                "198.51.100.128/25 and 2001:db8:dead::/48 (dropped by rate rows))\n");
     std::printf("(ns = the kernel's whole-ns average per packet, harness overhead included; Δ = fence - baseline, "
                 "the fence's own cost)\n");
     std::printf("(limit rows: before each size limit_state is emptied, after having been filled once: a never-used "
