@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2016 # globals are read by scenarios.sh; bash -c scripts are single-quoted on purpose
 # The mail lab's plumbing, sourced by scripts/lab.sh and tests/mta/test_*.sh.
 #
 # Topology: five network namespaces, named after this shell's PID so that runs
@@ -33,6 +33,9 @@ ML_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ML_ROOT=$(cd "$ML_LIB_DIR/../.." && pwd)
 SMTPFENCE=${SMTPFENCE:-$ML_ROOT/build/smtpfence}
 TCPPROBE=${TCPPROBE:-$ML_ROOT/build/tests/tcpprobe}
+
+# Postfix's commands live in /usr/sbin, which a non-login root PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
 
 ML_ID=$$
 ML_NS_NET=sfmail-net-$ML_ID
@@ -137,6 +140,9 @@ ml_secs() { printf '%d.%d' $(($1 / 1000)) $((($1 % 1000) / 100)); }
 
 # ------------------------------------------------------------ results
 
+# ml_scenario NAME: the scenario the next checks belong to.
+ml_scenario() { ML_SCENARIO=$1; }
+
 # ml_check WHAT EXPECTED GOT OK: records one check (OK is 1 or 0).
 ml_check() {
     if (($4)); then
@@ -150,22 +156,28 @@ ml_check() {
     fi
 }
 
-# ml_row SCENARIO SENT DEFERRED DELIVERED DROPPED BOUNCED TIME NOTE
-ml_row() { ML_ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8"); }
+# ml_row SCENARIO CASE UNIT SENT DEFERRED DELIVERED DROPPED BOUNCED TIME NOTE:
+# one row of the summary table. UNIT is "msgs" or "conns" (then DELIVERED
+# counts connections that were accepted); "-" where a column does not apply.
+ml_row() { ML_ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8|$9|${10}"); }
 
 ml_summary() {
-    local r s sent def del drop bnc t note what exp got ok
-    printf '\n%sSummary%s\n' "$ML_C_B" "$ML_C_OFF"
-    printf '  %-20s %6s %8s %9s %8s %7s %7s  %s\n' scenario sent deferred delivered dropped bounced time notes
-    printf '  %-20s %6s %8s %9s %8s %7s %7s  %s\n' -------- ---- -------- --------- ------- ------- ---- -----
+    local r s c u sent def del drop bnc t note what exp got ok fmt
+    fmt='  %-13s %-20s %-5s %6s %8s %9s %8s %7s %8s  %s\n'
+    printf '\n%sSummary%s (msgs: messages, Message-IDs counted at the receiver; conns: TCP connections; dropped: SYNs dropped by smtpfence)\n' "$ML_C_B" "$ML_C_OFF"
+    # shellcheck disable=SC2059
+    printf "$fmt" scenario case unit sent deferred delivered dropped bounced time notes
+    # shellcheck disable=SC2059
+    printf "$fmt" -------- ---- ---- ---- -------- --------- ------- ------- ---- -----
     for r in "${ML_ROWS[@]}"; do
-        IFS='|' read -r s sent def del drop bnc t note <<<"$r"
-        printf '  %-20s %6s %8s %9s %8s %7s %7s  %s\n' "$s" "$sent" "$def" "$del" "$drop" "$bnc" "$t" "$note"
+        IFS='|' read -r s c u sent def del drop bnc t note <<<"$r"
+        # shellcheck disable=SC2059
+        printf "$fmt" "$s" "$c" "$u" "$sent" "$def" "$del" "$drop" "$bnc" "$t" "$note"
     done
-    printf '\n  %-20s %-52s %-18s %s\n' scenario check expected result
+    printf '\n  %-20s %-58s %-20s %s\n' scenario check expected got
     for r in "${ML_CHECKS[@]}"; do
         IFS='|' read -r s what exp got ok <<<"$r"
-        printf '  %-20s %-52s %-18s %s%s\n' "$s" "$what" "$exp" "$got" "$([[ $ok == ok ]] && echo '' || echo '  <-- FAIL')"
+        printf '  %-20s %-58s %-20s %s%s\n' "$s" "$what" "$exp" "$got" "$([[ $ok == ok ]] || echo "  ${ML_C_BAD}<-- FAIL${ML_C_OFF}")"
     done
     printf '\n%d passed, %d failed\n' "$ML_PASSED" "$ML_FAILED"
 }
@@ -362,7 +374,11 @@ ml_setup() {
     ml_log "lab $ML_ID: mail host $ML_MX, $ML_MX_B ($ML_NS_MX); client $ML_CLIENT; relay $ML_RELAY; storm ${ML_STORM_ADDRS[0]}-${ML_STORM_ADDRS[-1]#203.0.113.}"
 
     ml_pf_create mx "$ML_NS_MX" receiver
-    ml_pf_start mx || ml_die "the mail host's Postfix did not start: $(tail -5 "$ML_TMP/mx/log/maillog" 2>/dev/null)"
+    local cg=
+    if [[ -n $ML_CGROUP_BASE ]]; then
+        mkdir -p "$ML_CGROUP_BASE/mx" && cg=$ML_CGROUP_BASE/mx
+    fi
+    ml_pf_start mx "$cg" || ml_die "the mail host's Postfix did not start: $(tail -5 "$ML_TMP/mx/log/maillog" 2>/dev/null)"
     ml_wait 10 ml_smtp_ready "$ML_NS_CLIENT" "$ML_MX" 25 || ml_die "Postfix on $ML_MX:25 does not answer"
     ml_wait 10 ml_smtp_ready "$ML_NS_CLIENT" "$ML_MX" 587 || ml_die "Postfix on $ML_MX:587 does not answer"
 
@@ -370,7 +386,7 @@ ml_setup() {
     ip netns exec "$ML_NS_MX" "$TCPPROBE" listen --die-with-parent --banner "SSH-2.0-lab" 22 \
         >"$ML_TMP/ssh.out" 2>&1 &
     ML_PIDS+=($!)
-    ml_wait 5 grep -qx ready "$ML_TMP/ssh.out" || ml_die "the port 22 listener did not start"
+    ml_wait 5 grep -qsx ready "$ML_TMP/ssh.out" || ml_die "the port 22 listener did not start"
 
     fence attach eth0 >"$ML_TMP/attach.out" 2>&1 || ml_die "smtpfence attach failed: $(cat "$ML_TMP/attach.out")"
     ml_log "smtpfence attached to $ML_NS_MX/eth0 ($(fence status --json | jq -r '.interfaces[0].mode')), pin dir $SMTPFENCE_PIN_DIR"
@@ -387,9 +403,9 @@ ml_smtp_ready() {
 # etc/ (main.cf, master.cf), spool/ (queue), data/, log/maillog.
 #   receiver: listens on 25 and 587 of the mail host; delivers every
 #             recipient of @lab.example to the maildir mail/inbox/.
-#   sender:   no listener; relays all mail to [mail host]:25 from the
-#             namespace's first address; short retry timers; held (see
-#             ml_pf_hold) until released.
+#   sender:   no listener; relays all mail to [mail host]:25 (its address
+#             on the sender's subnet) from the
+#             namespace's first address; short retry timers.
 ml_pf_create() {
     local name=$1 ns=$2 role=$3 d=$ML_TMP/$1
     mkdir -p "$d/etc" "$d/spool" "$d/data" "$d/log" || ml_die "cannot create $d"
@@ -449,9 +465,11 @@ EOF
         local src
         src=$(ip -n "$ns" -4 -o addr show dev eth0 | awk '{print $4}' | head -1)
         src=${src%/*}
+        local dst=$ML_MX # the mail host's address on the sender's subnet
+        [[ $src == "${ML_MX_B%.*}".* ]] && dst=$ML_MX_B
         cat >>"$d/etc/main.cf" <<EOF
 inet_interfaces = loopback-only
-relayhost = [$ML_MX]:25
+relayhost = [$dst]:25
 smtp_bind_address = $src
 EOF
         ;;
@@ -539,15 +557,6 @@ ml_pf_flush() { postqueue -c "$ML_TMP/$1/etc" -f >/dev/null 2>&1; }
 ml_pf_queue_json() { postqueue -c "$ML_TMP/$1/etc" -j 2>/dev/null; }
 ml_pf_queue_count() { ml_pf_queue_json "$1" | grep -c '^{'; }
 ml_pf_queue_empty() { [[ $(ml_pf_queue_count "$1") -eq 0 ]]; }
-# ml_pf_hold NAME / ml_pf_release NAME: smtp deliveries wait in the queue
-# (defer_transports) / go, at once.
-ml_pf_hold() {
-    ml_pf_set "$1" "defer_transports = smtp" && ml_pf_reload "$1"
-}
-ml_pf_release() {
-    ml_pf_set "$1" "defer_transports =" && ml_pf_reload "$1" && ml_pf_flush "$1"
-}
-
 # ml_log_lines NAME: the number of lines in the instance's log (a mark).
 ml_log_lines() { local f; f=$(ml_pf_log "$1"); [[ -f $f ]] && wc -l <"$f" || echo 0; }
 # ml_log_since NAME MARK: the log lines after MARK.
