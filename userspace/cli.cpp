@@ -4,11 +4,13 @@
 #include <bpf/libbpf.h>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "cli_commands.h"
 #include "errors.h"
 #include "fence.h"
+#include "state_file.h"
 
 namespace smtpfence {
 
@@ -42,17 +44,24 @@ void print_json(std::ostream& out, const nlohmann::ordered_json& j) {
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
     std::string pin_dir = kDefaultPinDir;
+    std::string state_dir = kDefaultStateDir;
     CLI::App app{"smtpfence: emergency blocks for SMTP entry points, enforced by XDP", "smtpfence"};
     app.require_subcommand(1);
     app.fallthrough();
     app.add_option("--pin-dir", pin_dir, "where the program, maps and attachments are pinned")
         ->envname("SMTPFENCE_PIN_DIR")
         ->capture_default_str();
+    app.add_option("--state-dir", state_dir,
+                   "where the rule set is saved (NAME.rules, NAME from the pin dir); the audit log goes there too "
+                   "unless it is the default (then /var/log/smtpfence/audit.log)")
+        ->envname("SMTPFENCE_STATE_DIR")
+        ->capture_default_str();
     app.add_flag("-v,--verbose", g_verbose, "print libbpf's detail");
     app.set_version_flag("--version", SMTPFENCE_VERSION);
 
     std::vector<Command> commands;
     add_rule_commands(app, commands);
+    add_state_commands(app, commands);
     add_observe_commands(app, commands);
 
     try {
@@ -71,7 +80,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
 
     libbpf_set_print(libbpf_print);
-    CliContext ctx{pin_dir, out, err};
+    const char* syslog_setting = std::getenv("SMTPFENCE_SYSLOG");
+    bool to_syslog = !(syslog_setting && std::string(syslog_setting) == "0");
+    CliContext ctx{pin_dir, state_dir, to_syslog, out, err};
     try {
         for (const auto& command : commands) {
             if (command.app->parsed()) return command.run(ctx);

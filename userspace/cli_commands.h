@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -19,6 +20,8 @@ inline constexpr int kExitUsage = 2;
 // What every command gets once the command line parsed.
 struct CliContext {
     std::string pin_dir;
+    std::string state_dir;  // the state file and (unless the default) the audit log
+    bool syslog = true;     // audit to syslog too; SMTPFENCE_SYSLOG=0 turns it off
     std::ostream& out;
     std::ostream& err;
 };
@@ -28,12 +31,23 @@ struct Command {
     std::function<int(const CliContext&)> run;
 };
 
-// Rules and attachments: attach, detach, block, allow, limit, remove, ports,
-// list, status (cli_rules.cpp).
+// Rules and attachments: attach, detach, block, allow, limit, enforce,
+// remove, ports, list, status (cli_rules.cpp).
 void add_rule_commands(CLI::App& app, std::vector<Command>& commands);
+// The rule set on disk and at boot: save, restore, flush, reap, boot
+// (cli_state.cpp).
+void add_state_commands(CLI::App& app, std::vector<Command>& commands);
 // Watching the fence work: stats, top, events, metrics, serve (cli_observe.cpp).
 void add_observe_commands(CLI::App& app, std::vector<Command>& commands);
 
 void print_json(std::ostream& out, const nlohmann::ordered_json& j);
+
+enum class XdpMode;
+// "auto", "native" or "generic"; UsageError otherwise.
+XdpMode parse_xdp_mode(const std::string& mode);
+// Attaches (see fence.h attach), saves the state file and tells the user what
+// happened: shared by `attach` and `boot`.
+int attach_and_report(const CliContext& ctx, const std::vector<std::string>& interfaces, XdpMode mode,
+                      uint32_t max_rules);
 
 }  // namespace smtpfence

@@ -18,8 +18,10 @@
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <set>
+#include <tuple>
 #include <unistd.h>
 
+#include "durations.h"
 #include "errors.h"
 #include "smtpfence_bpf.skel.h"
 
@@ -155,6 +157,59 @@ std::string invoking_user() {
     return "uid " + std::to_string(getuid());
 }
 
+std::string invoking_origin() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown host");
+    std::string origin = host;
+    // SSH_CONNECTION is "client-ip client-port server-ip server-port";
+    // SSH_CLIENT, its older form, starts the same way.
+    for (const char* var : {"SSH_CONNECTION", "SSH_CLIENT"}) {
+        const char* value = std::getenv(var);
+        if (!value || !*value) continue;
+        std::string client(value);
+        client = client.substr(0, client.find(' '));
+        if (!client.empty()) origin += " (ssh from " + client + ")";
+        break;
+    }
+    if (origin.size() >= FENCE_ORIGIN_LEN) origin.resize(FENCE_ORIGIN_LEN - 1);
+    return origin;
+}
+
+RuleSpec spec_of(const Rule& rule) {
+    RuleSpec spec;
+    spec.cidr = rule.cidr;
+    spec.action = rule.action;
+    spec.limit = rule.action == Action::Limit ? rule.limit : LimitSpec{};
+    spec.dry_run = rule.dry_run;
+    spec.expires_unix = rule.expires_unix;
+    spec.reason = rule.reason;
+    spec.created_by = rule.created_by;
+    spec.origin = rule.origin;
+    spec.created_unix = rule.created_unix;
+    spec.exact = true;
+    return spec;
+}
+
+bool matches_spec(const Rule& rule, const RuleSpec& spec) {
+    RuleSpec have = spec_of(rule);
+    RuleSpec want = spec;
+    want.exact = true;
+    if (want.action != Action::Limit) want.limit = {};
+    auto fields = [](const RuleSpec& r) {
+        return std::tie(r.cidr, r.action, r.limit, r.dry_run, r.expires_unix, r.reason, r.created_by, r.origin,
+                        r.created_unix);
+    };
+    return fields(have) == fields(want);
+}
+
+std::string layout_migration_hint(const std::string& pin_dir) {
+    return "to migrate, with the smtpfence build that made them: `smtpfence --pin-dir " + pin_dir +
+           " save rules.txt` (or note `smtpfence list`) and `smtpfence --pin-dir " + pin_dir +
+           " detach IFACE...`; then `rm -r " + pin_dir + "`; then with this build: `smtpfence --pin-dir " + pin_dir +
+           " attach IFACE...` and `smtpfence --pin-dir " + pin_dir +
+           " restore rules.txt` (SMTP is unfiltered between the detach and the attach)";
+}
+
 Fence Fence::open(const std::string& pin_dir) {
     std::string config_pin = pin_path(pin_dir, FENCE_MAP_CONFIG);
     if (::access(config_pin.c_str(), F_OK) != 0) {
@@ -165,20 +220,32 @@ Fence Fence::open(const std::string& pin_dir) {
     Fence fence;
     fence.pin_dir_ = pin_dir;
     auto map = [&](const char* name) { return MapRef(open_pinned(pin_path(pin_dir, name)), name); };
-    fence.rules_v4_ = map(FENCE_MAP_RULES_V4);
-    fence.rules_v6_ = map(FENCE_MAP_RULES_V6);
-    fence.rule_counters_ = map(FENCE_MAP_RULE_COUNTERS);
-    fence.rule_info_ = map(FENCE_MAP_RULE_INFO);
+    // The config map first: it says whether the other maps are ours to read.
     fence.config_ = map(FENCE_MAP_CONFIG);
-    fence.stats_ = map(FENCE_MAP_STATS);
-    fence.limit_state_ = map(FENCE_MAP_LIMIT_STATE);
-    fence.conn_counts_ = map(FENCE_MAP_CONN_COUNTS);
+    struct bpf_map_info config_info {};
+    __u32 info_len = sizeof(config_info);
+    if (bpf_obj_get_info_by_fd(fence.config_.fd(), &config_info, &info_len) != 0) {
+        throw RuntimeError(describe_errno("inspect " + config_pin, errno));
+    }
+    if (config_info.value_size != sizeof(fence_config)) {
+        throw RuntimeError("the maps in " + pin_dir + " have another layout (a config value of " +
+                           std::to_string(config_info.value_size) + " bytes, this smtpfence reads layout version " +
+                           std::to_string(FENCE_LAYOUT_VERSION) + " with " + std::to_string(sizeof(fence_config)) +
+                           "): use the smtpfence build that made them, or migrate; " + layout_migration_hint(pin_dir));
+    }
     fence_config cfg = fence.read_config();
     if (cfg.magic != FENCE_CONFIG_MAGIC || cfg.layout_version != FENCE_LAYOUT_VERSION) {
         throw RuntimeError("the maps in " + pin_dir + " have layout version " + std::to_string(cfg.layout_version) +
                            ", this smtpfence reads version " + std::to_string(FENCE_LAYOUT_VERSION) +
-                           ": use the smtpfence build that made them");
+                           ": use the smtpfence build that made them, or migrate; " + layout_migration_hint(pin_dir));
     }
+    fence.rules_v4_ = map(FENCE_MAP_RULES_V4);
+    fence.rules_v6_ = map(FENCE_MAP_RULES_V6);
+    fence.rule_counters_ = map(FENCE_MAP_RULE_COUNTERS);
+    fence.rule_info_ = map(FENCE_MAP_RULE_INFO);
+    fence.stats_ = map(FENCE_MAP_STATS);
+    fence.limit_state_ = map(FENCE_MAP_LIMIT_STATE);
+    fence.conn_counts_ = map(FENCE_MAP_CONN_COUNTS);
     return fence;
 }
 
@@ -213,11 +280,27 @@ std::optional<rule_value> Fence::lookup_value(const Cidr& cidr) const {
 std::optional<Rule> Fence::find_rule(const Cidr& cidr) const {
     auto value = lookup_value(cidr);
     if (!value) return std::nullopt;
+    return rule_of(cidr, *value);
+}
+
+Rule Fence::rule_of(const Cidr& cidr, const rule_value& value) const {
     Rule rule;
     rule.cidr = cidr;
-    rule.action = static_cast<Action>(value->action);
-    rule.slot = value->slot;
-    rule.limit = limit_of(*value);
+    rule.action = static_cast<Action>(value.action);
+    rule.slot = value.slot;
+    rule.limit = limit_of(value);
+    rule.rule_id = value.rule_id;
+    rule.dry_run = (value.flags & FENCE_RULE_DRY_RUN) != 0;
+    rule.expires_boot_ns = value.expires_ns;
+    rule.counters = slot_counters(value.slot);
+    rule_info info{};
+    if (rule_info_.lookup(&value.slot, &info)) {
+        rule.created_unix = info.created_unix;
+        rule.expires_unix = info.expires_unix;
+        rule.created_by = fixed_string(info.created_by, sizeof info.created_by);
+        rule.origin = fixed_string(info.origin, sizeof info.origin);
+        rule.reason = fixed_string(info.reason, sizeof info.reason);
+    }
     return rule;
 }
 
@@ -254,14 +337,17 @@ void Fence::reset_slot_counters(uint32_t slot) const {
     rule_counters_.update(&slot, zeros.data());
 }
 
-AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by,
-                          const LimitSpec& limit) {
+AddResult Fence::add_rule(const RuleSpec& spec) {
+    const Cidr& cidr = spec.cidr;
     auto existing = lookup_value(cidr);
     AddResult result{RuleChange::Added, std::nullopt};
     rule_value value{};
-    value.action = static_cast<uint8_t>(action);
+    value.action = static_cast<uint8_t>(spec.action);
     value.prefixlen = cidr.prefixlen;
-    if (action == Action::Limit) {
+    value.flags = spec.dry_run ? FENCE_RULE_DRY_RUN : 0;
+    value.expires_ns = spec.expires_unix ? boottime_deadline_ns(spec.expires_unix) : 0;
+    if (spec.action == Action::Limit) {
+        const LimitSpec& limit = spec.limit;
         value.key_prefixlen = limit.key_prefixlen;
         value.max_conns = limit.max_conns;
         value.interval_ns = limit.interval_ns;
@@ -288,14 +374,19 @@ AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& re
     }
 
     rule_info info{};
-    if (result.change == RuleChange::Updated) rule_info_.lookup(&value.slot, &info);
-    if (result.change != RuleChange::Updated || info.created_unix == 0) {
-        info.created_unix = static_cast<uint64_t>(std::time(nullptr));
-        copy_fixed(info.created_by, sizeof info.created_by, by);
+    bool keep_provenance = false;
+    if (result.change == RuleChange::Updated && !spec.exact) {
+        keep_provenance = rule_info_.lookup(&value.slot, &info) && info.created_unix != 0;
     }
-    if (!reason.empty() || result.change != RuleChange::Updated) {
-        copy_fixed(info.reason, sizeof info.reason, reason);
+    if (!keep_provenance) {
+        info.created_unix = spec.exact ? spec.created_unix : static_cast<uint64_t>(std::time(nullptr));
+        copy_fixed(info.created_by, sizeof info.created_by, spec.created_by);
+        copy_fixed(info.origin, sizeof info.origin, spec.origin);
     }
+    if (spec.exact || !spec.reason.empty() || !keep_provenance) {
+        copy_fixed(info.reason, sizeof info.reason, spec.reason);
+    }
+    info.expires_unix = spec.expires_unix;
     rule_info_.update(&value.slot, &info);
     if (result.change != RuleChange::Updated) reset_slot_counters(value.slot);
 
@@ -310,6 +401,33 @@ AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& re
     }
     if (existing && !keeps_state) forget_connection_counts(existing->rule_id);
     return result;
+}
+
+AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by,
+                          const LimitSpec& limit) {
+    RuleSpec spec;
+    spec.cidr = cidr;
+    spec.action = action;
+    spec.limit = limit;
+    spec.reason = reason;
+    spec.created_by = by;
+    return add_rule(spec);
+}
+
+std::vector<Rule> Fence::reap_expired() {
+    uint64_t now = boottime_now_ns();
+    std::vector<Rule> expired;
+    for (Family family : {Family::V4, Family::V6}) {
+        for (const auto& raw : trie(family).keys(key_size(family))) {
+            rule_value value{};
+            if (!trie(family).lookup(raw.data(), &value)) continue;
+            if (value.expires_ns == 0 || value.expires_ns > now) continue;
+            expired.push_back(rule_of(cidr_from_key(family, raw), value));
+        }
+    }
+    for (const auto& rule : expired) remove_rule(rule.cidr);
+    std::sort(expired.begin(), expired.end(), [](const Rule& a, const Rule& b) { return a.cidr < b.cidr; });
+    return expired;
 }
 
 void Fence::forget_connection_counts(uint32_t rule_id) const {
@@ -353,25 +471,10 @@ std::vector<Rule> Fence::rules() const {
         for (const auto& raw : trie(family).keys(key_size(family))) {
             rule_value value{};
             if (!trie(family).lookup(raw.data(), &value)) continue;  // removed meanwhile
-            Rule rule;
-            rule.cidr = cidr_from_key(family, raw);
-            rule.action = static_cast<Action>(value.action);
-            rule.slot = value.slot;
-            rule.limit = limit_of(value);
-            rule.rule_id = value.rule_id;
-            rule.dry_run = (value.flags & FENCE_RULE_DRY_RUN) != 0;
-            rule.counters = slot_counters(value.slot);
+            Rule rule = rule_of(cidr_from_key(family, raw), value);
             if (rule.action == Action::Limit) {
                 auto it = keys_of_rule.find(value.rule_id);
                 rule.tracked_keys = it == keys_of_rule.end() ? 0 : it->second.size();
-            }
-            rule_info info{};
-            if (rule_info_.lookup(&value.slot, &info)) {
-                rule.created_unix = info.created_unix;
-                rule.expires_unix = info.expires_unix;
-                rule.created_by = fixed_string(info.created_by, sizeof info.created_by);
-                rule.origin = fixed_string(info.origin, sizeof info.origin);
-                rule.reason = fixed_string(info.reason, sizeof info.reason);
             }
             out.push_back(std::move(rule));
         }
@@ -563,6 +666,67 @@ UniqueFd create_link(int prog_fd, const std::string& ifname, int ifindex, XdpMod
 
 }  // namespace
 
+namespace {
+
+// The pinned maps' layout against this build's (the opened, not yet loaded,
+// skeleton): each pinned map must have this build's type, key size and value
+// size, and the config map this build's layout version. Without this check
+// libbpf would refuse to reuse a mismatched pin with a bare EINVAL, or, worse,
+// a same-sized map of another meaning would be read as ours.
+void check_layout_against(const std::string& pin_dir, const bpf_object* obj) {
+    std::vector<std::string> differences;
+    uint32_t pinned_version = FENCE_LAYOUT_VERSION;
+    const bpf_map* map = nullptr;
+    while ((map = bpf_object__next_map(obj, map)) != nullptr) {
+        const char* name = bpf_map__name(map);
+        std::string pin = pin_path(pin_dir, name);
+        int fd = bpf_obj_get(pin.c_str());
+        if (fd < 0) continue;  // not pinned (yet): this build creates it
+        UniqueFd pinned(fd);
+        struct bpf_map_info info {};
+        __u32 len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(pinned.get(), &info, &len) != 0) {
+            throw RuntimeError(describe_errno("inspect " + pin, errno));
+        }
+        if (info.type != static_cast<__u32>(bpf_map__type(map)) || info.key_size != bpf_map__key_size(map) ||
+            info.value_size != bpf_map__value_size(map)) {
+            differences.push_back(std::string(name) + " (key " + std::to_string(info.key_size) + " / value " +
+                                  std::to_string(info.value_size) + " bytes, this build: " +
+                                  std::to_string(bpf_map__key_size(map)) + " / " +
+                                  std::to_string(bpf_map__value_size(map)) + ")");
+            continue;
+        }
+        if (std::string(name) == FENCE_MAP_CONFIG) {
+            uint32_t zero = 0;
+            fence_config cfg{};
+            if (bpf_map_lookup_elem(pinned.get(), &zero, &cfg) == 0 && cfg.magic == FENCE_CONFIG_MAGIC) {
+                pinned_version = cfg.layout_version;
+            }
+        }
+    }
+    if (pinned_version == FENCE_LAYOUT_VERSION && differences.empty()) return;
+    std::string msg = "refusing to attach: the maps pinned in " + pin_dir + " have map layout version " +
+                      std::to_string(pinned_version) + ", this smtpfence build uses layout version " +
+                      std::to_string(FENCE_LAYOUT_VERSION);
+    if (!differences.empty()) {
+        msg += "; maps that differ: ";
+        for (size_t i = 0; i < differences.size(); ++i) msg += (i ? ", " : "") + differences[i];
+    }
+    throw RuntimeError(msg + ". Nothing was changed: the old program and its rules stay in force. " +
+                       layout_migration_hint(pin_dir));
+}
+
+}  // namespace
+
+void check_pinned_layout(const std::string& pin_dir) {
+    if (!fs::exists(pin_dir)) return;
+    LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir.c_str());
+    std::unique_ptr<smtpfence_bpf, void (*)(smtpfence_bpf*)> skel(smtpfence_bpf__open_opts(&open_opts),
+                                                                   smtpfence_bpf__destroy);
+    if (!skel) throw RuntimeError(describe_errno("open the embedded BPF object", errno));
+    check_layout_against(pin_dir, skel->obj);
+}
+
 LoadedProgram::LoadedProgram(const std::string& pin_dir, uint32_t max_rules) {
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir.c_str());
     skel_.reset(smtpfence_bpf__open_opts(&open_opts));
@@ -615,6 +779,8 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
         targets.emplace_back(name, static_cast<int>(ifindex));
     }
 
+    // Before anything is created or loaded: an incompatible pin dir stays as it is.
+    check_pinned_layout(pin_dir);
     if (std::string note = prepare_pin_dir(pin_dir); !note.empty()) notes.push_back(note);
     PinDirLock lock(pin_dir);
     LoadedProgram program(pin_dir, max_rules);

@@ -45,10 +45,34 @@ struct Rule {
     bool dry_run = false;      // counts would-drops, drops nothing
     uint64_t created_unix = 0;
     uint64_t expires_unix = 0; // 0 = never
+    uint64_t expires_boot_ns = 0; // the kernel's deadline (CLOCK_BOOTTIME); 0 = never
     std::string created_by;
     std::string origin;        // where the command ran: host, and the ssh client
     std::string reason;
 };
+
+// A rule as it is asked for: by a command, or by a line of a state file.
+struct RuleSpec {
+    Cidr cidr;
+    Action action = Action::Block;
+    LimitSpec limit;            // Action::Limit only
+    bool dry_run = false;       // counts would-drops, drops nothing
+    uint64_t expires_unix = 0;  // wall-clock deadline; 0 = never
+    std::string reason;
+    std::string created_by;
+    std::string origin;
+    uint64_t created_unix = 0;
+    // false (a command): the rule is created now by created_by from origin,
+    // and when the prefix already has a rule of the same action its
+    // provenance is kept, as is its reason when none is given. true (restore):
+    // every field is taken as given.
+    bool exact = false;
+};
+
+// The spec that re-creates `rule` exactly.
+RuleSpec spec_of(const Rule& rule);
+// True when `rule` already is what `spec` asks for (so restoring it changes nothing).
+bool matches_spec(const Rule& rule, const RuleSpec& spec);
 
 // What add_rule did, for the user's confirmation line.
 enum class RuleChange { Added, Updated, Replaced };
@@ -81,10 +105,18 @@ public:
     // update: no moment without a rule). Counters are kept when the action
     // stays, reset when it changes. Limiter state is kept while a limit keeps
     // its key length, and starts fresh otherwise.
+    // A rule with a deadline gets it in the kernel (rule_value.expires_ns):
+    // it stops applying then even when no smtpfence process runs.
+    AddResult add_rule(const RuleSpec& spec);
+    // A live rule without deadline, created now (the BPF tests and the benchmark).
     AddResult add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by,
                        const LimitSpec& limit = {});
     // Removes the rule with exactly this prefix; false when there is none.
     bool remove_rule(const Cidr& cidr);
+    // Removes the rules whose kernel deadline has passed (they apply no more,
+    // but hold their slot) and returns them, for the audit log.
+    std::vector<Rule> reap_expired();
+    // The rule with exactly this prefix, with its provenance and counters.
     std::optional<Rule> find_rule(const Cidr& cidr) const;
     // Every rule, v4 before v6, ordered by address then prefix length.
     std::vector<Rule> rules() const;
@@ -112,6 +144,8 @@ private:
     // they neither fill the map nor meet a future rule.
     void forget_connection_counts(uint32_t rule_id) const;
     std::optional<rule_value> lookup_value(const Cidr& cidr) const;
+    // Everything but tracked_keys, which needs a walk of the limiter maps.
+    Rule rule_of(const Cidr& cidr, const rule_value& value) const;
 
     std::vector<bool> used_slots_;
     size_t next_free_hint_ = 0;
@@ -160,5 +194,16 @@ std::vector<std::string> detach(const std::string& pin_dir, const std::vector<st
 
 // The user a rule is recorded for: SUDO_USER under sudo, else the real user.
 std::string invoking_user();
+// Where the command runs: this host's name, and the ssh client it was reached
+// from ("mx1 (ssh from 203.0.113.7)"), at most FENCE_ORIGIN_LEN - 1 bytes.
+std::string invoking_origin();
+
+// Throws RuntimeError, with the way to migrate, when the pinned maps in
+// `pin_dir` were made by a build with another map layout (another
+// FENCE_LAYOUT_VERSION, or a map whose key or value size differs from this
+// build's). Changes nothing; a pin dir without maps passes.
+void check_pinned_layout(const std::string& pin_dir);
+// The migration from another layout, step by step, for error messages.
+std::string layout_migration_hint(const std::string& pin_dir);
 
 }  // namespace smtpfence

@@ -1,5 +1,6 @@
 #include "output.h"
 
+#include "durations.h"
 #include "limit_options.h"
 
 #include <algorithm>
@@ -81,16 +82,32 @@ std::string limit_line(const Rule& r) {
 
 }  // namespace
 
+namespace {
+
+std::string action_label(const Rule& r) {
+    return std::string(action_name(r.action)) + (r.dry_run ? " (dry run)" : "");
+}
+
+// The line under a dry-run rule: what it would have done.
+std::string dry_run_line(const Rule& r) {
+    return "dry run: would have dropped " + std::to_string(r.counters.would_drop) +
+           "; drops nothing (`smtpfence enforce " + format_cidr(r.cidr) + "` makes it live)";
+}
+
+}  // namespace
+
 std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix) {
     if (rules.empty()) return "no rules: every source may connect\n";
-    std::vector<std::vector<std::string>> rows{{"ACTION", "SOURCE", "MATCHED", "DROPPED", "AGE", "BY", "REASON"}};
+    std::vector<std::vector<std::string>> rows{
+        {"ACTION", "SOURCE", "MATCHED", "DROPPED", "AGE", "EXPIRES", "BY", "FROM", "REASON"}};
     for (const auto& r : rules) {
         std::string age = r.created_unix ? format_age(now_unix > r.created_unix ? now_unix - r.created_unix : 0) : "-";
-        rows.push_back({action_name(r.action), format_cidr(r.cidr), std::to_string(r.counters.matched),
-                        std::to_string(r.counters.dropped), age, r.created_by.empty() ? "-" : r.created_by,
+        rows.push_back({action_label(r), format_cidr(r.cidr), std::to_string(r.counters.matched),
+                        std::to_string(r.counters.dropped), age, format_time_left(r.expires_unix, now_unix),
+                        r.created_by.empty() ? "-" : r.created_by, r.origin.empty() ? "-" : r.origin,
                         r.reason.empty() ? "-" : r.reason});
     }
-    std::istringstream lines(table(rows, {false, false, true, true, false, false, false}));
+    std::istringstream lines(table(rows, {false, false, true, true, false, false, false, false, false}));
     std::ostringstream out;
     std::string line;
     std::getline(lines, line);
@@ -99,11 +116,12 @@ std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix) {
         std::getline(lines, line);
         out << line << '\n';
         if (r.action == Action::Limit) out << "        ↳ " << limit_line(r) << '\n';
+        if (r.dry_run) out << "        ↳ " << dry_run_line(r) << '\n';
     }
     return out.str();
 }
 
-nlohmann::ordered_json rule_json(const Rule& rule) {
+nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix) {
     nlohmann::ordered_json limit = nullptr;
     if (rule.action == Action::Limit) {
         const LimitSpec& l = rule.limit;
@@ -120,23 +138,32 @@ nlohmann::ordered_json rule_json(const Rule& rule) {
             {"conns_dropped", rule.counters.conns_dropped},
         };
     }
+    nlohmann::ordered_json expires_in = nullptr;
+    if (rule.expires_unix) expires_in = rule.expires_unix > now_unix ? rule.expires_unix - now_unix : 0;
     return {
         {"cidr", format_cidr(rule.cidr)},
         {"family", family_name(rule.cidr.family)},
         {"action", action_name(rule.action)},
+        {"dry_run", rule.dry_run},
         {"matched", rule.counters.matched},
         {"dropped", rule.counters.dropped},
+        {"would_drop", rule.counters.would_drop},
         {"limit", limit},
         {"created_unix", rule.created_unix},
         {"created", rule.created_unix ? format_utc(rule.created_unix) : ""},
         {"created_by", rule.created_by},
+        {"origin", rule.origin},
         {"reason", rule.reason},
+        {"expires_unix", rule.expires_unix},
+        {"expires", rule.expires_unix ? format_utc(rule.expires_unix) : ""},
+        {"expires_in_s", expires_in},
+        {"rule_id", rule.rule_id},
     };
 }
 
-nlohmann::ordered_json rules_json(const std::vector<Rule>& rules) {
+nlohmann::ordered_json rules_json(const std::vector<Rule>& rules, uint64_t now_unix) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
-    for (const auto& r : rules) list.push_back(rule_json(r));
+    for (const auto& r : rules) list.push_back(rule_json(r, now_unix));
     return {{"rules", list}};
 }
 
@@ -162,7 +189,55 @@ RuleCounts count_rules(const std::vector<Rule>& rules, Family family) {
 nlohmann::ordered_json counters_json(const fence_stats& s) {
     return {{"seen", s.seen},         {"passed", s.passed},       {"dropped", s.dropped},
             {"smtp", s.smtp},         {"smtp_syn", s.smtp_syn},   {"fragments", s.fragments},
-            {"malformed", s.malformed}};
+            {"malformed", s.malformed}, {"would_drop", s.would_drop}};
+}
+
+}  // namespace
+
+std::vector<std::string> status_warnings(const StatusView& st) {
+    std::vector<std::string> w;
+    if (st.attachments.empty()) {
+        w.push_back("no interface is attached: no rule is enforced (`smtpfence attach IFACE`)");
+    }
+    for (const auto& a : st.attachments) {
+        if (a.mode == "detached") w.push_back(a.name + " is pinned but not attached (the interface is gone?)");
+    }
+    const StateFileHealth& sf = st.state;
+    const std::string save_now = "`smtpfence save " + sf.path + "` saves what is in force";
+    if (!sf.exists) {
+        w.push_back("no state file at " + sf.path + ": the rules would not survive a reboot; " + save_now);
+    } else if (!sf.error.empty()) {
+        w.push_back("the state file is unusable: " + sf.error + "; " + save_now);
+    } else if (sf.differing || sf.ports_differ) {
+        w.push_back("the state file and the kernel differ (" + std::to_string(sf.differing) + " rules" +
+                    (sf.ports_differ ? ", the ports" : "") + "; an interrupted run?): " + save_now +
+                    ", `smtpfence restore` goes back to the file");
+    }
+    size_t dry = std::count_if(st.rules.begin(), st.rules.end(), [](const Rule& r) { return r.dry_run; });
+    if (dry) {
+        w.push_back(std::to_string(dry) + (dry == 1 ? " rule is a dry run" : " rules are dry runs") +
+                    ": counted, not enforced (`smtpfence enforce CIDR`)");
+    }
+    return w;
+}
+
+namespace {
+
+std::string state_line(const StateFileHealth& sf, uint64_t now_unix) {
+    std::string text = sf.path + ": ";
+    if (!sf.exists) return text + "missing";
+    if (!sf.error.empty()) return text + "unusable";
+    text += std::to_string(sf.rules) + (sf.rules == 1 ? " rule, " : " rules, ");
+    if (sf.differing || sf.ports_differ) {
+        text += std::to_string(sf.differing) + " differ from the kernel" + (sf.ports_differ ? " (and the ports)" : "");
+    } else {
+        text += "matches the kernel";
+    }
+    if (sf.written_unix) {
+        text += ", written " + format_utc(sf.written_unix) + " (" +
+                format_age(now_unix > sf.written_unix ? now_unix - sf.written_unix : 0) + " ago)";
+    }
+    return text;
 }
 
 }  // namespace
@@ -170,7 +245,8 @@ nlohmann::ordered_json counters_json(const fence_stats& s) {
 std::string status_text(const StatusView& st) {
     std::ostringstream out;
     out << "smtpfence " << st.version << "  pin dir " << st.pin_dir << "  program id "
-        << (st.program_id ? std::to_string(st.program_id) : "none") << '\n';
+        << (st.program_id ? std::to_string(st.program_id) : "none") << "  map layout " << FENCE_LAYOUT_VERSION
+        << '\n';
     if (st.attachments.empty()) {
         out << "interfaces: none attached: the rules below are not enforced (`smtpfence attach IFACE`)\n";
     } else {
@@ -184,17 +260,23 @@ std::string status_text(const StatusView& st) {
         for (std::string line; std::getline(lines, line);) out << "  " << line << '\n';
     }
     out << "ports:      " << format_port_list(st.ports) << '\n';
+    out << "state file: " << state_line(st.state, st.now_unix) << '\n';
     RuleCounts v4 = count_rules(st.rules, Family::V4), v6 = count_rules(st.rules, Family::V6);
     out << "rules:      IPv4 " << v4.block << " block, " << v4.allow << " allow, " << v4.limit << " limit; IPv6 "
         << v6.block << " block, " << v6.allow << " allow, " << v6.limit << " limit; capacity " << st.capacity
         << " per family\n";
-    for (const auto& r : st.rules) {
-        if (r.action == Action::Limit) out << "limit:      " << format_cidr(r.cidr) << ": " << limit_line(r) << '\n';
-    }
+    std::istringstream rule_lines(rules_text(st.rules, st.now_unix));
+    for (std::string line; std::getline(rule_lines, line);) out << "  " << line << '\n';
     const fence_stats& c = st.counters;
     out << "packets:    seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << "; SMTP "
-        << c.smtp << " (new connections " << c.smtp_syn << "), port-less fragments " << c.fragments
-        << ", malformed " << c.malformed << '\n';
+        << c.smtp << " (new connections " << c.smtp_syn << ", a dry run would have dropped " << c.would_drop
+        << "), port-less fragments " << c.fragments << ", malformed " << c.malformed << '\n';
+    if (st.warnings.empty()) {
+        out << "warnings:   none\n";
+    } else {
+        out << "warnings:\n";
+        for (const auto& w : st.warnings) out << "  - " << w << '\n';
+    }
     return out.str();
 }
 
@@ -207,23 +289,36 @@ nlohmann::ordered_json status_json(const StatusView& st) {
                               {"program_id", a.program_id},
                               {"link_id", a.link_id}});
     }
-    nlohmann::ordered_json limits = nlohmann::ordered_json::array();
-    for (const auto& r : st.rules) {
-        if (r.action == Action::Limit) limits.push_back(rule_json(r));
-    }
     auto counts = [&](Family f) {
         RuleCounts c = count_rules(st.rules, f);
         return nlohmann::ordered_json{{"block", c.block}, {"allow", c.allow}, {"limit", c.limit}};
     };
+    nlohmann::ordered_json limits = nlohmann::ordered_json::array();
+    for (const auto& r : st.rules) {
+        if (r.action == Action::Limit) limits.push_back(rule_json(r, st.now_unix));
+    }
+    const StateFileHealth& sf = st.state;
     return {
         {"version", st.version},
+        {"layout_version", FENCE_LAYOUT_VERSION},
         {"pin_dir", st.pin_dir},
         {"program_id", st.program_id},
         {"interfaces", interfaces},
         {"ports", st.ports},
         {"rules", {{"ipv4", counts(Family::V4)}, {"ipv6", counts(Family::V6)}, {"capacity", st.capacity}}},
         {"limits", limits},
+        {"rule_list", rules_json(st.rules, st.now_unix).at("rules")},
+        {"state_file",
+         {{"path", sf.path},
+          {"exists", sf.exists},
+          {"error", sf.error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(sf.error)},
+          {"rules", sf.rules},
+          {"differing", sf.differing},
+          {"ports_differ", sf.ports_differ},
+          {"matches_kernel", sf.exists && sf.error.empty() && !sf.differing && !sf.ports_differ},
+          {"written_unix", sf.written_unix}}},
         {"counters", counters_json(st.counters)},
+        {"warnings", st.warnings},
     };
 }
 

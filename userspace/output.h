@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "durations.h"
 #include "fence.h"
+#include "state_file.h"
 
 namespace smtpfence {
 
@@ -21,7 +23,14 @@ struct StatusView {
     std::vector<Rule> rules;
     uint32_t capacity = 0;
     fence_stats counters{};
+    uint64_t now_unix = 0;
+    StateFileHealth state;
+    std::vector<std::string> warnings;  // see status_warnings
 };
+
+// What deserves the admin's attention: nothing attached, a state file that
+// is missing, broken or out of step with the kernel, dry-run rules.
+std::vector<std::string> status_warnings(const StatusView& status);
 
 // "42s", "5m", "2h10m", "3d4h".
 std::string format_age(uint64_t seconds);
@@ -32,8 +41,9 @@ std::string format_utc(uint64_t unix_seconds);
 std::string describe_limit(const LimitSpec& limit, const Cidr& cidr);
 
 std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix);
-nlohmann::ordered_json rule_json(const Rule& rule);
-nlohmann::ordered_json rules_json(const std::vector<Rule>& rules);
+// `now_unix` turns deadlines into time left.
+nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix = unix_now());
+nlohmann::ordered_json rules_json(const std::vector<Rule>& rules, uint64_t now_unix = unix_now());
 
 std::string status_text(const StatusView& status);
 nlohmann::ordered_json status_json(const StatusView& status);

@@ -29,6 +29,9 @@ HOST_IF=sfh-$E2E_ID
 SENDER_IF=sfs-$E2E_ID
 NETNS_DIR=/var/run/netns
 export SMTPFENCE_PIN_DIR=/sys/fs/bpf/smtpfence-e2e-$E2E_ID
+# The state file and audit log go to the run's temporary directory (set in
+# e2e_begin), never to /var/lib/smtpfence or /var/log; nothing goes to syslog.
+export SMTPFENCE_SYSLOG=0
 
 # The connect timeout of probes. A dropped SYN shows as a timeout; the first
 # SYN retransmission comes after 1 s, so 1000 ms means one SYN per probe.
@@ -167,6 +170,7 @@ e2e_begin() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     E2E_TMP=$(mktemp -d "/tmp/smtpfence-e2e-$E2E_ID.XXXXXX")
+    export SMTPFENCE_STATE_DIR=$E2E_TMP/state
     e2e_mount_bpffs
     e2e_reap_stale
     [[ $SMTPFENCE_PIN_DIR == /sys/fs/bpf/?* ]] || e2e_die "pin dir $SMTPFENCE_PIN_DIR is not under /sys/fs/bpf"
@@ -394,6 +398,20 @@ xdp_kernel_mode() {
     else
         echo none
     fi
+}
+
+# ------------------------------------------------------------ state file
+
+# state_file: where this run's instance saves its rules.
+state_file() { echo "$SMTPFENCE_STATE_DIR/$(basename "$SMTPFENCE_PIN_DIR").rules"; }
+
+# audit_log: this run's audit log (under the state directory).
+audit_log() { echo "$SMTPFENCE_STATE_DIR/audit.log"; }
+
+# trie_entries v4|v6: entries in the kernel's rule trie, read with bpftool
+# (not with smtpfence, whose every run reaps expired rules).
+trie_entries() {
+    bpftool -j map dump pinned "$SMTPFENCE_PIN_DIR/rules_$1" | jq 'length'
 }
 
 # ------------------------------------------------------------ the end

@@ -3,6 +3,8 @@
 // does not exist, so any command that got past validation would exit 1.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -72,12 +74,22 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{{"limit", "203.0.113.0/24", "--max-conns", "0"}, "--max-conns '0' must be"},
                     BadInput{{"limit", "198.51.100.0/24", "300.1.2.3", "203.0.113.0/24", "--rate", "5/s"}, "300.1.2.3"},
                     BadInput{{"limit", "198.51.96.0/20", "203.0.113.0/24", "--rate", "5/s", "--per", "/22"},
-                             "--per /22 is wider than the rule 203.0.113.0/24"}));
+                             "--per /22 is wider than the rule 203.0.113.0/24"},
+                    BadInput{{"block", "203.0.113.0/24", "--for", "90"}, "needs a unit"},
+                    BadInput{{"block", "203.0.113.0/24", "--for", "1h", "--until", "2030-01-01T00:00"}, "--until"},
+                    BadInput{{"block", "203.0.113.0/24", "--until", "2020-01-01T00:00Z"}, "is in the past"},
+                    BadInput{{"allow", "203.0.113.0/24", "--dry-run"}, "an allow drops nothing"},
+                    BadInput{{"limit", "203.0.113.0/24", "--max-conns", "3", "--dry-run"}, "live rules only"},
+                    BadInput{{"block", "0.0.0.0/0"}, "add --force"},
+                    BadInput{{"limit", "::/0", "--rate", "5/s"}, "add --force"},
+                    BadInput{{"block", "198.51.100.0/24", "0.0.0.0/1"}, "add --force"},
+                    BadInput{{"enforce"}, "CIDR"},
+                    BadInput{{"boot", "--config", "/nonexistent/smtpfence.conf", "extra"}, "extra"}));
 
 TEST(Cli, HelpExitsZeroAndListsEverySubcommand) {
     CliResult r = run({"--help"});
     EXPECT_EQ(r.code, 0);
-    for (const char* cmd : {"attach", "detach", "block", "allow", "remove", "ports", "list", "status"}) {
+    for (const char* cmd : {"attach", "detach", "block", "allow", "remove", "ports", "list", "status", "enforce", "save", "restore", "flush", "reap", "boot"}) {
         EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd << " missing from:\n" << r.out;
     }
 }
@@ -104,6 +116,26 @@ TEST(Cli, UnblockIsAnAliasOfRemove) {
     CliResult r = run({"unblock", "203.0.113.0/24"});
     EXPECT_EQ(r.code, 1) << r.err;  // parsed, then no instance
     EXPECT_NE(r.err.find("no smtpfence instance"), std::string::npos) << r.err;
+}
+
+TEST(Cli, RestoreOfABadFileExitsTwoBeforeOpeningAnything) {
+    char tmpl[] = "/tmp/smtpfence-unit-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string file = std::string(tmpl) + "/bad.rules";
+    {
+        std::ofstream out(file);
+        out << "ports 25\nblock 203.0.113.0/24\nblock 203.0.113.7/24\n";
+    }
+    CliResult r = run({"restore", file});
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find("bad.rules:3: "), std::string::npos) << r.err;
+    std::filesystem::remove_all(tmpl);
+}
+
+TEST(Cli, BootWithoutItsConfigIsARuntimeError) {
+    CliResult r = run({"boot", "--config", "/nonexistent/smtpfence.conf"});
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("no config file /nonexistent/smtpfence.conf"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@ Rule make_rule(const char* cidr, Action action, uint64_t matched, uint64_t dropp
     r.counters = {matched, dropped, 0, 0};
     r.created_unix = 1795600000;
     r.created_by = "alice";
+    r.origin = "mx1";
     r.reason = reason;
     return r;
 }
@@ -40,9 +41,9 @@ TEST(RulesText, AlignsColumnsAndRightAlignsCounters) {
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 1234, 1234, "notifier storm"),
                             make_rule("2001:db8::20", Action::Allow, 7, 0, "")};
     EXPECT_EQ(rules_text(rules, 1795600000 + 300),
-              "ACTION  SOURCE            MATCHED  DROPPED  AGE  BY     REASON\n"
-              "block   203.0.113.0/24       1234     1234  5m   alice  notifier storm\n"
-              "allow   2001:db8::20/128        7        0  5m   alice  -\n");
+              "ACTION  SOURCE            MATCHED  DROPPED  AGE  EXPIRES  BY     FROM  REASON\n"
+              "block   203.0.113.0/24       1234     1234  5m   never    alice  mx1   notifier storm\n"
+              "allow   2001:db8::20/128        7        0  5m   never    alice  mx1   -\n");
 }
 
 TEST(RuleJson, HasTheSameFieldsAsTheText) {
@@ -94,8 +95,8 @@ TEST(RulesText, ReadmeLimitExample) {
     Rule r = upstream_limit();
     r.created_by = "root";
     EXPECT_EQ(rules_text({r}, 1795600000 + 3),
-              "ACTION  SOURCE           MATCHED  DROPPED  AGE  BY    REASON\n"
-              "limit   198.51.100.0/22       40       23  3s   root  upstream unloading its backlog\n"
+              "ACTION  SOURCE           MATCHED  DROPPED  AGE  EXPIRES  BY    FROM  REASON\n"
+              "limit   198.51.100.0/22       40       23  3s   never    root  mx1   upstream unloading its backlog\n"
               "        ↳ 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by rate 23, by max-conns 0\n");
 }
 
@@ -103,14 +104,14 @@ TEST(RulesText, LimitRulesGetASecondLineWithTermsKeysAndCounters) {
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 10, 10, "storm"), upstream_limit(), v6_limit(),
                             conns_limit()};
     EXPECT_EQ(rules_text(rules, 1795600000 + 3),
-              "ACTION  SOURCE             MATCHED  DROPPED  AGE  BY     REASON\n"
-              "block   203.0.113.0/24          10       10  3s   alice  storm\n"
-              "limit   198.51.100.0/22         40       23  3s   alice  upstream unloading its backlog\n"
+              "ACTION  SOURCE             MATCHED  DROPPED  AGE  EXPIRES  BY     FROM  REASON\n"
+              "block   203.0.113.0/24          10       10  3s   never    alice  mx1   storm\n"
+              "limit   198.51.100.0/22         40       23  3s   never    alice  mx1   upstream unloading its backlog\n"
               "        ↳ 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by rate 23, by max-conns 0\n"
-              "limit   2001:db8:bad::/48     1234     1000  3s   alice  -\n"
+              "limit   2001:db8:bad::/48     1234     1000  3s   never    alice  mx1   -\n"
               "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; allowed 234, dropped by rate 600, "
               "by max-conns 400\n"
-              "limit   192.0.2.0/24             5        0  3s   alice  max-conns only\n"
+              "limit   192.0.2.0/24             5        0  3s   never    alice  mx1   max-conns only\n"
               "        ↳ at most 3 open per source; 0 keys tracked; allowed 5, dropped by rate 0, by max-conns 0\n");
 }
 
@@ -120,8 +121,10 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"cidr", "198.51.100.0/22"},
         {"family", "ipv4"},
         {"action", "limit"},
+        {"dry_run", false},
         {"matched", 40},
         {"dropped", 23},
+        {"would_drop", 0},
         {"limit",
          {{"rate", "5/s"},
           {"interval_ns", 200000000},
@@ -136,7 +139,12 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"created_unix", 1795600000},
         {"created", "2026-11-25T09:46:40Z"},
         {"created_by", "alice"},
+        {"origin", "mx1"},
         {"reason", "upstream unloading its backlog"},
+        {"expires_unix", 0},
+        {"expires", ""},
+        {"expires_in_s", nullptr},
+        {"rule_id", 0},
     };
     EXPECT_EQ(j.dump(), expected.dump());  // same fields, same order
 
@@ -228,22 +236,86 @@ TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
     // The key order of the whole document.
     std::vector<std::string> keys;
     for (const auto& [key, value] : j.items()) keys.push_back(key);
-    EXPECT_EQ(keys, (std::vector<std::string>{"version", "pin_dir", "program_id", "interfaces", "ports", "rules",
-                                              "limits", "counters"}));
+    EXPECT_EQ(keys, (std::vector<std::string>{"version", "layout_version", "pin_dir", "program_id", "interfaces",
+                                              "ports", "rules", "limits", "rule_list", "state_file", "counters",
+                                              "warnings"}));
 }
 
-TEST(StatusText, ShowsEachLimitRule) {
+TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
     StatusView st = sample_status();
-    st.rules = {make_rule("203.0.113.0/24", Action::Block, 0, 0, ""), upstream_limit(), v6_limit()};
+    st.rules = {make_rule("203.0.113.0/24", Action::Block, 0, 0, "storm"), upstream_limit(), v6_limit()};
+    st.now_unix = 1795600000 + 3;
     std::string text = status_text(st);
     EXPECT_NE(text.find("IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
-                        "limit:      198.51.100.0/22: 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by "
-                        "rate 23, by max-conns 0\n"
-                        "limit:      2001:db8:bad::/48: 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
+                        "  ACTION  SOURCE             MATCHED  DROPPED  AGE  EXPIRES  BY     FROM  REASON\n"
+                        "  block   203.0.113.0/24           0        0  3s   never    alice  mx1   storm\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("          ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
                         "allowed 234, dropped by rate 600, by max-conns 400\n"
                         "packets:"),
               std::string::npos)
         << text;
+}
+
+TEST(StatusText, ShowsTheStateFileAndWarnings) {
+    StatusView st = sample_status();
+    st.now_unix = 1795600000 + 120;
+    st.state = {"/var/lib/smtpfence/smtpfence.rules", true, "", 3, 0, false, 1795600000};
+    st.warnings = status_warnings(st);
+    std::string text = status_text(st);
+    EXPECT_NE(text.find("state file: /var/lib/smtpfence/smtpfence.rules: 3 rules, matches the kernel, written "
+                        "2026-11-25T09:46:40Z (2m ago)\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("warnings:   none\n"), std::string::npos) << text;
+
+    st.state.differing = 2;
+    st.rules[0].dry_run = true;
+    st.warnings = status_warnings(st);
+    text = status_text(st);
+    EXPECT_NE(text.find("3 rules, 2 differ from the kernel"), std::string::npos) << text;
+    EXPECT_NE(text.find("  - the state file and the kernel differ (2 rules; an interrupted run?): `smtpfence save "
+                        "/var/lib/smtpfence/smtpfence.rules` saves what is in force, `smtpfence restore` goes back "
+                        "to the file\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("  - 1 rule is a dry run: counted, not enforced (`smtpfence enforce CIDR`)\n"),
+              std::string::npos)
+        << text;
+}
+
+TEST(StatusWarnings, MissingOrBrokenStateFile) {
+    StatusView st = sample_status();
+    st.state.path = "/x/s.rules";
+    auto w = status_warnings(st);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0], "no state file at /x/s.rules: the rules would not survive a reboot; `smtpfence save /x/s.rules` "
+                    "saves what is in force");
+    st.state.exists = true;
+    st.state.error = "/x/s.rules:3: bad";
+    w = status_warnings(st);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].rfind("the state file is unusable: /x/s.rules:3: bad", 0), 0u) << w[0];
+    st.attachments.clear();
+    EXPECT_EQ(status_warnings(st).front(), "no interface is attached: no rule is enforced (`smtpfence attach IFACE`)");
+}
+
+TEST(RulesText, ShowsTimeLeftAndDryRuns) {
+    Rule r = make_rule("203.0.113.0/24", Action::Block, 9, 0, "maybe");
+    r.dry_run = true;
+    r.counters.would_drop = 9;
+    r.expires_unix = 1795600000 + 90 * 60;
+    EXPECT_EQ(rules_text({r}, 1795600000 + 60),
+              "ACTION           SOURCE          MATCHED  DROPPED  AGE  EXPIRES   BY     FROM  REASON\n"
+              "block (dry run)  203.0.113.0/24        9        0  1m   in 1h29m  alice  mx1   maybe\n"
+              "        ↳ dry run: would have dropped 9; drops nothing (`smtpfence enforce 203.0.113.0/24` makes it "
+              "live)\n");
+    auto j = rule_json(r, 1795600000 + 60);
+    EXPECT_EQ(j["dry_run"], true);
+    EXPECT_EQ(j["would_drop"], 9);
+    EXPECT_EQ(j["expires"], "2026-11-25T11:16:40Z");
+    EXPECT_EQ(j["expires_in_s"], 89 * 60);
 }
 
 TEST(StatusText, WarnsWhenNothingIsAttached) {
