@@ -399,7 +399,7 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
         rule_key_v6 key = key_v6(cidr);
         trie(cidr.family).update(&key, &value);
     }
-    if (existing && !keeps_state) forget_connection_counts(existing->rule_id);
+    if (existing && !keeps_state && existing->action == FENCE_ACTION_LIMIT) forget_limiter_state(existing->rule_id);
     return result;
 }
 
@@ -430,11 +430,13 @@ std::vector<Rule> Fence::reap_expired() {
     return expired;
 }
 
-void Fence::forget_connection_counts(uint32_t rule_id) const {
-    for (const auto& raw : conn_counts_.keys(sizeof(limit_key))) {
-        limit_key key;
-        std::memcpy(&key, raw.data(), sizeof key);
-        if (key.rule_id == rule_id) conn_counts_.erase(&key);
+void Fence::forget_limiter_state(uint32_t rule_id) const {
+    for (const MapRef* map : {&conn_counts_, &limit_state_}) {
+        for (const auto& raw : map->keys(sizeof(limit_key))) {
+            limit_key key;
+            std::memcpy(&key, raw.data(), sizeof key);
+            if (key.rule_id == rule_id) map->erase(&key);
+        }
     }
 }
 
@@ -451,7 +453,7 @@ bool Fence::remove_rule(const Cidr& cidr) {
     rule_info empty{};
     rule_info_.update(&existing->slot, &empty);
     if (existing->slot < used_slots_.size()) used_slots_[existing->slot] = false;
-    forget_connection_counts(existing->rule_id);
+    if (existing->action == FENCE_ACTION_LIMIT) forget_limiter_state(existing->rule_id);
     return true;
 }
 

@@ -140,9 +140,10 @@ private:
     void reset_slot_counters(uint32_t slot) const;
     fence_config read_config() const;
     void write_config(const fence_config& cfg) const;
-    // Drops the --max-conns counts of a rule id that no longer exists, so that
-    // they neither fill the map nor meet a future rule.
-    void forget_connection_counts(uint32_t rule_id) const;
+    // Drops the GCRA clocks and --max-conns counts of a limit rule id that no
+    // longer exists: counts would fill their (never evicted) map, and clocks
+    // would linger in the LRU and be read by every `list` and metrics scrape.
+    void forget_limiter_state(uint32_t rule_id) const;
     std::optional<rule_value> lookup_value(const Cidr& cidr) const;
     // Everything but tracked_keys, which needs a walk of the limiter maps.
     Rule rule_of(const Cidr& cidr, const rule_value& value) const;

@@ -18,28 +18,6 @@ uint64_t to_unix_ns(uint64_t boot_ns, int64_t unix_offset_ns) {
     return unix_ns > 0 ? static_cast<uint64_t>(unix_ns) : 0;
 }
 
-// Columns separated by two spaces; `numeric` ones right-aligned; the last one
-// unpadded.
-std::string table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& numeric) {
-    std::vector<size_t> width(rows.front().size(), 0);
-    for (const auto& row : rows) {
-        for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-    }
-    std::ostringstream out;
-    for (const auto& row : rows) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); ++i) {
-            bool last = i + 1 == row.size();
-            std::string pad(width[i] - row[i].size(), ' ');
-            line += numeric[i] ? pad + row[i] : (last ? row[i] : row[i] + pad);
-            if (!last) line += "  ";
-        }
-        line.erase(line.find_last_not_of(' ') + 1);
-        out << line << '\n';
-    }
-    return out.str();
-}
-
 std::string upper_dashed(const char* name) {
     std::string s = name;
     for (char& c : s) c = c == '_' ? '-' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));

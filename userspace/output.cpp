@@ -31,9 +31,6 @@ std::string format_utc(uint64_t unix_seconds) {
     return buf;
 }
 
-namespace {
-
-// Left-aligned columns, the last one unpadded; numbers right-aligned.
 std::string table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& numeric) {
     std::vector<size_t> width(rows.front().size(), 0);
     for (const auto& row : rows) {
@@ -53,6 +50,8 @@ std::string table(const std::vector<std::vector<std::string>>& rows, const std::
     }
     return out.str();
 }
+
+namespace {
 
 const char* family_name(Family family) {
     return family == Family::V4 ? "ipv4" : "ipv6";

@@ -32,6 +32,10 @@ struct StatusView {
 // is missing, broken or out of step with the kernel, dry-run rules.
 std::vector<std::string> status_warnings(const StatusView& status);
 
+// Rows as aligned columns, two spaces apart: `numeric` columns right-aligned,
+// the last column unpadded.
+std::string table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& numeric);
+
 // "42s", "5m", "2h10m", "3d4h".
 std::string format_age(uint64_t seconds);
 // "2026-11-25T22:10:37Z".
