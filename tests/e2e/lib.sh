@@ -34,8 +34,10 @@ export SMTPFENCE_PIN_DIR=/sys/fs/bpf/smtpfence-e2e-$E2E_ID
 export SMTPFENCE_SYSLOG=0
 
 # The connect timeout of probes. A dropped SYN shows as a timeout; the first
-# SYN retransmission comes after 1 s, so 1000 ms means one SYN per probe.
-E2E_PROBE_TIMEOUT_MS=${E2E_PROBE_TIMEOUT_MS:-1000}
+# SYN retransmission comes after 1 s (the initial RTO), so a probe that gives
+# up well before that sends exactly one SYN: tests count SYNs exactly. (At
+# 1000 ms the retransmission sometimes won the race.)
+E2E_PROBE_TIMEOUT_MS=${E2E_PROBE_TIMEOUT_MS:-700}
 E2E_BANNER=${E2E_BANNER:-220 lab.example ESMTP tcpprobe}
 
 E2E_PASSED=0
