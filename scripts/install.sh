@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 DESTDIR=${DESTDIR:-}
 build=${BUILD_DIR:-build}
 if [[ ! -x $build/smtpfence ]]; then
+    scripts/install-deps.sh
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
     cmake --build "$build" -j"$(nproc)" --target smtpfence
 fi
