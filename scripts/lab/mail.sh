@@ -45,6 +45,9 @@ ML_NS_STORM=sfmail-storm-$ML_ID
 ML_NS_CLIENT=sfmail-client-$ML_ID
 ML_NETNS_DIR=/var/run/netns
 export SMTPFENCE_PIN_DIR=/sys/fs/bpf/smtpfence-mta-$ML_ID
+# The lab's saved rule set and audit log go to its temporary directory (set in
+# ml_begin), never to /var/lib/smtpfence or /var/log, and not to syslog.
+export SMTPFENCE_SYSLOG=0
 
 ML_DOMAIN=lab.example
 ML_MX=198.51.100.1        # the mail host, as the client and the relay see it
@@ -267,6 +270,7 @@ ml_begin() {
     ML_ETC_SUM=$(ml_etc_postfix_sum)
     ml_reap_stale
     ML_TMP=$(mktemp -d "/tmp/smtpfence-mta-$ML_ID.XXXXXX") || ml_die "mktemp failed"
+    export SMTPFENCE_STATE_DIR=$ML_TMP/state
     chmod 755 "$ML_TMP" # Postfix's daemons (user postfix) must reach their queue
     ml_mount_bpffs
     [[ ! -e $SMTPFENCE_PIN_DIR ]] || ml_die "pin dir $SMTPFENCE_PIN_DIR already exists"
