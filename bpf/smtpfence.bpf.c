@@ -126,6 +126,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sources SEC(".maps");
 
+/* Recent SYN flows: tells a connection attempt from its retransmissions
+ * (FENCE_SYN_FLOW_KEYS). Shared by all CPUs: a retransmission need not land
+ * on the CPU of the first SYN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct syn_flow_key);
+	__type(value, __u64);
+	__uint(max_entries, FENCE_SYN_FLOW_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} syn_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, FENCE_EVENTS_BYTES);
@@ -380,6 +391,38 @@ static __always_inline int is_new_connection(const struct tcphdr *tcp)
 	return tcp->syn && !tcp->ack;
 }
 
+/*
+ * Whether this SYN starts a connection attempt (1) or retransmits the SYN of
+ * one seen within FENCE_SYN_FLOW_WINDOW_NS (0): same source, ports and
+ * sequence number. One lookup per SYN, plus an insert for a new attempt.
+ * Counting only: the caller judges every SYN all the same. A flow the LRU
+ * forgot, or a map that refuses the insert, makes a new attempt (too many,
+ * never too few).
+ */
+static __always_inline int is_new_attempt(const struct packet *pkt, __u64 now)
+{
+	struct syn_flow_key key = {
+		.family = pkt->family,
+		.sport = bpf_ntohs(pkt->tcp->source),
+		.dport = pkt->dport,
+		.seq = bpf_ntohl(pkt->tcp->seq),
+	};
+
+	__builtin_memcpy(key.addr, pkt->saddr, 16);
+	__u64 *first_seen = bpf_map_lookup_elem(&syn_flows, &key);
+
+	if (first_seen) {
+		if (now - *first_seen < FENCE_SYN_FLOW_WINDOW_NS)
+			return 0;
+		/* The same flow, long after its SYN retransmissions would have
+		 * ended: a new attempt that happens to look the same. */
+		*first_seen = now;
+		return 1;
+	}
+	/* Another CPU inserting the same flow first makes this a retransmission. */
+	return bpf_map_update_elem(&syn_flows, &key, &now, BPF_NOEXIST) != -17 /* EEXIST */;
+}
+
 /* The limiter key of `saddr` under `rule`: the rule's id and the source
  * masked to the rule's key length. */
 static __always_inline void make_limit_key(struct limit_key *key, const struct rule_value *rule,
@@ -464,7 +507,8 @@ static __always_inline enum fence_verdict judge(const struct rule_value *rule, c
 	return FENCE_VERDICT_PASSED;
 }
 
-static __always_inline void count_rule(const struct rule_value *rule, enum fence_verdict verdict)
+static __always_inline void count_rule(const struct rule_value *rule, enum fence_verdict verdict,
+				       int new_attempt)
 {
 	__u32 slot = rule->slot;
 	struct rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &slot);
@@ -472,6 +516,13 @@ static __always_inline void count_rule(const struct rule_value *rule, enum fence
 	if (!rc)
 		return;
 	rc->matched++;
+	if (new_attempt) {
+		rc->attempts++;
+		if (verdict == FENCE_VERDICT_WOULD_DROP)
+			rc->would_drop_attempts++;
+		else if (verdict != FENCE_VERDICT_PASSED)
+			rc->dropped_attempts++;
+	}
 	switch (verdict) {
 	case FENCE_VERDICT_PASSED:
 		break;
@@ -544,9 +595,9 @@ static __always_inline void emit_event(const struct packet *pkt, const struct ru
  * decided (for WOULD_DROP, the dry-run rule), or NULL.
  */
 static __always_inline void account_source(const struct packet *pkt, const struct rule_value *rule,
-					   enum fence_verdict verdict, struct fence_stats *st)
+					   enum fence_verdict verdict, int new_attempt, __u64 now,
+					   struct fence_stats *st)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
 	struct source_key key = { .family = pkt->family, .port = pkt->dport };
 
 	__builtin_memcpy(key.addr, pkt->saddr, 16);
@@ -560,7 +611,12 @@ static __always_inline void account_source(const struct packet *pkt, const struc
 		if (!src)
 			return;
 	}
-	__sync_fetch_and_add(&src->attempts, 1);
+	__sync_fetch_and_add(&src->syn_packets, 1);
+	if (new_attempt) {
+		__sync_fetch_and_add(&src->attempts, 1);
+		if (verdict != FENCE_VERDICT_PASSED && verdict != FENCE_VERDICT_WOULD_DROP)
+			__sync_fetch_and_add(&src->dropped_attempts, 1);
+	}
 	switch (verdict) {
 	case FENCE_VERDICT_PASSED:
 		__sync_fetch_and_add(&src->passed, 1);
@@ -607,6 +663,8 @@ int smtpfence_xdp(struct xdp_md *ctx)
 
 	struct packet pkt = {};
 	enum parse_result res = parse_packet(ctx, cfg, &pkt);
+	int new_attempt = 0;
+	__u64 now = 0;
 
 	switch (res) {
 	case PARSE_MALFORMED:
@@ -623,6 +681,13 @@ int smtpfence_xdp(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		st->smtp_syn++;
+		/* Attempt or retransmission: counting only. Every SYN is judged
+		 * below as before (a limit charges an admitted retransmission
+		 * like any SYN; a rule changed since the first SYN judges it). */
+		now = bpf_ktime_get_boot_ns();
+		new_attempt = is_new_attempt(&pkt, now);
+		if (new_attempt)
+			st->smtp_attempts++;
 		break;
 	case PARSE_PORTLESS:
 		st->fragments++;
@@ -635,13 +700,13 @@ int smtpfence_xdp(struct xdp_md *ctx)
 
 	if (j.live) {
 		verdict = judge(j.live, &pkt, res);
-		count_rule(j.live, verdict);
+		count_rule(j.live, verdict, new_attempt);
 	}
 	if (j.dry) {
 		enum fence_verdict would = judge(j.dry, &pkt, res) == FENCE_VERDICT_PASSED ?
 						   FENCE_VERDICT_PASSED : FENCE_VERDICT_WOULD_DROP;
 
-		count_rule(j.dry, would);
+		count_rule(j.dry, would, new_attempt);
 		if (would == FENCE_VERDICT_WOULD_DROP) {
 			st->would_drop++;
 			if (verdict == FENCE_VERDICT_PASSED) {
@@ -651,10 +716,12 @@ int smtpfence_xdp(struct xdp_md *ctx)
 		}
 	}
 	if (res == PARSE_SMTP)
-		account_source(&pkt, decider, verdict, st);
+		account_source(&pkt, decider, verdict, new_attempt, now, st);
 
 	if (verdict != FENCE_VERDICT_PASSED && verdict != FENCE_VERDICT_WOULD_DROP) {
 		st->dropped++;
+		if (new_attempt)
+			st->dropped_attempts++;
 		return XDP_DROP;
 	}
 	st->passed++;

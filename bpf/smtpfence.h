@@ -31,8 +31,21 @@
 
 /* Per-source accounting for `top`: an LRU map of (source, port). When it is
  * full, the least recently seen source is forgotten (its counts restart if
- * it comes back); 65536 entries take about 10 MiB of kernel memory. */
+ * it comes back); 65536 entries take about 11.5 MiB of kernel memory. */
 #define FENCE_SOURCE_KEYS 65536
+
+/* Recent SYN flows, to tell a connection attempt from its retransmissions: a
+ * SYN whose (source address, source port, destination port, sequence number)
+ * was seen less than FENCE_SYN_FLOW_WINDOW_NS ago is a retransmission of
+ * the same attempt. Counting only: the verdict of every SYN is computed as
+ * usual. An LRU map: when it is full the least recently seen flow is
+ * forgotten, and a retransmission of a forgotten flow counts as a new
+ * attempt, so attempts err towards too many, never too few. 65536 flows
+ * take about 6.5 MiB of kernel memory (memlock 6816640 bytes). The window covers the longest SYN
+ * retransmission schedule of a default Linux sender (tcp_syn_retries 6:
+ * 127 s) with room to spare. */
+#define FENCE_SYN_FLOW_KEYS 65536
+#define FENCE_SYN_FLOW_WINDOW_NS (180ull * 1000000000ull)
 
 /* Drop events (ring buffer): a source yields an event on its first drop by a
  * rule, and again only after FENCE_EVENT_REPEAT_NS without one; the whole
@@ -64,6 +77,7 @@
 #define FENCE_MAP_CONN_COUNTS "conn_counts"
 #define FENCE_MAP_CONN_OWNER "conn_owner"
 #define FENCE_MAP_SOURCES "sources"
+#define FENCE_MAP_SYN_FLOWS "syn_flows"
 #define FENCE_MAP_EVENTS "events"
 #define FENCE_MAP_EVENT_CLOCK "event_clock"
 #define FENCE_PIN_SOCKOPS_LINK "sockops_link"
@@ -116,14 +130,22 @@ struct rule_value {
 			     * applying, even with no smtpfence process running; 0 = never */
 };
 
-/* Per-CPU, per-rule; summed in userspace. Counts SMTP connection attempts
- * (SYN without ACK to an SMTP port) and port-less TCP fragments. */
+/* Per-CPU, per-rule; summed in userspace. The first five count packets:
+ * SMTP SYN packets (SYN without ACK to an SMTP port, retransmissions
+ * included) and port-less TCP fragments. The last three count connection
+ * attempts: the first SYN of a flow (see FENCE_SYN_FLOW_KEYS), judged by the
+ * verdict of that first SYN. */
 struct rule_counters {
-	__u64 matched;       /* attempts this rule decided */
+	__u64 matched;       /* SYN packets (and fragments) this rule decided */
 	__u64 dropped;       /* of those, dropped (any reason) */
 	__u64 rate_dropped;  /* LIMIT: dropped because the key ran ahead of its rate */
 	__u64 conns_dropped; /* LIMIT: dropped because the key had max_conns open */
-	__u64 would_drop;    /* dry run: attempts it would have dropped (none were) */
+	__u64 would_drop;    /* dry run: packets it would have dropped (none were) */
+	__u64 attempts;            /* connection attempts this rule decided */
+	__u64 dropped_attempts;    /* of those, attempts whose first SYN it dropped; its
+				    * retransmissions are judged afresh, so under a limit
+				    * one may get through later (delayed, not refused) */
+	__u64 would_drop_attempts; /* dry run: attempts whose first SYN it would have dropped */
 };
 
 /* Key of the limiter maps. `addr` is the source masked to the rule's
@@ -172,7 +194,10 @@ struct source_key {
 /* What one source did to one port, since it was first seen (or forgotten by
  * the LRU). Counters are updated atomically; times are CLOCK_BOOTTIME ns. */
 struct source_stats {
-	__u64 attempts;     /* SYN packets (retransmissions included) */
+	__u64 syn_packets;  /* SYN packets (retransmissions included) */
+	__u64 attempts;     /* connection attempts: first SYNs of a flow */
+	__u64 dropped_attempts; /* attempts whose first SYN was dropped */
+	/* The verdicts, per SYN packet: */
 	__u64 passed;
 	__u64 blocked;      /* dropped by a block */
 	__u64 limited;      /* dropped by a limit (rate or max-conns) */
@@ -187,6 +212,19 @@ struct source_stats {
 	__u8 last_prefixlen;  /* that rule's prefix length: the rule is the source
 			       * masked to it, even after the rule is gone */
 	__u8 pad[5];
+};
+
+/* Key of the recent SYN flows (FENCE_SYN_FLOW_KEYS): a retransmitted SYN has
+ * the same source, ports and sequence number as the first. The value is the
+ * CLOCK_BOOTTIME ns at which the attempt was first seen (a __u64). */
+struct syn_flow_key {
+	__u8 family; /* 4 or 6 */
+	__u8 pad;
+	__u16 sport; /* host byte order */
+	__u16 dport; /* host byte order */
+	__u16 pad2;
+	__u32 seq;   /* host byte order */
+	__u8 addr[16];
 };
 
 /* One record of the events ring buffer: a source's first drop by a rule. */
@@ -219,7 +257,9 @@ struct fence_stats {
 	__u64 passed;    /* XDP_PASS */
 	__u64 dropped;   /* XDP_DROP */
 	__u64 smtp;      /* TCP segments to an SMTP port */
-	__u64 smtp_syn;  /* of those, connection attempts (SYN without ACK) */
+	__u64 smtp_syn;  /* of those, SYN packets (SYN without ACK), retransmissions included */
+	__u64 smtp_attempts;    /* connection attempts: first SYNs of a flow */
+	__u64 dropped_attempts; /* attempts whose first SYN was dropped */
 	__u64 fragments; /* TCP fragments judged by source alone (no port) */
 	__u64 malformed; /* truncated or invalid headers (always passed) */
 	__u64 would_drop;        /* attempts a dry-run rule would have dropped */
@@ -236,15 +276,16 @@ struct fence_stats {
 FENCE_STATIC_ASSERT(sizeof(struct rule_key_v4) == 8, "rule_key_v4 layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_key_v6) == 20, "rule_key_v6 layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_value) == 40, "rule_value layout");
-FENCE_STATIC_ASSERT(sizeof(struct rule_counters) == 40, "rule_counters layout");
+FENCE_STATIC_ASSERT(sizeof(struct rule_counters) == 64, "rule_counters layout");
 FENCE_STATIC_ASSERT(sizeof(struct limit_key) == 24, "limit_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct limit_state) == 8, "limit_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct conn_owner) == 28, "conn_owner layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_info) == 232, "rule_info layout");
 FENCE_STATIC_ASSERT(sizeof(struct source_key) == 20, "source_key layout");
-FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 80, "source_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 96, "source_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct syn_flow_key) == 28, "syn_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_event) == 40, "fence_event layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS, "fence_config layout");
-FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 80, "fence_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 96, "fence_stats layout");
 
 #endif

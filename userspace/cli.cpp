@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli_commands.h"
+#include "durations.h"
 #include "errors.h"
 #include "fence.h"
 #include "state_file.h"
@@ -38,6 +39,15 @@ std::string command_names(const std::vector<Command>& commands) {
 
 }  // namespace
 
+uint64_t parse_warn_block_age(const std::string& text) {
+    if (text == "0" || text == "off") return 0;
+    try {
+        return parse_duration(text);
+    } catch (const UsageError& e) {
+        throw UsageError(std::string("--warn-block-age: ") + e.what() + " (or 0 or off: never warn)");
+    }
+}
+
 void print_json(std::ostream& out, const nlohmann::ordered_json& j) {
     out << j.dump(2) << '\n';
 }
@@ -55,6 +65,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                    "where the rule set is saved (NAME.rules, NAME from the pin dir); the audit log goes there too "
                    "unless it is the default (then /var/log/smtpfence/audit.log)")
         ->envname("SMTPFENCE_STATE_DIR")
+        ->capture_default_str();
+    std::string warn_block_age = "3d";
+    app.add_option("--warn-block-age", warn_block_age,
+                   "list and status warn about blocks older than this (senders bounce deferred mail after their "
+                   "queue lifetime: Postfix 5d, Exim about 4d); 0 or off: never")
+        ->envname("SMTPFENCE_WARN_BLOCK_AGE")
         ->capture_default_str();
     app.add_flag("-v,--verbose", g_verbose, "print libbpf's detail");
     app.set_version_flag("--version", SMTPFENCE_VERSION);
@@ -84,6 +100,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     bool to_syslog = !(syslog_setting && std::string(syslog_setting) == "0");
     CliContext ctx{pin_dir, state_dir, to_syslog, out, err};
     try {
+        ctx.warn_block_age_s = parse_warn_block_age(warn_block_age);
         for (const auto& command : commands) {
             if (command.app->parsed()) return command.run(ctx);
         }

@@ -24,6 +24,7 @@ struct CliContext {
     bool syslog = true;     // audit to syslog too; SMTPFENCE_SYSLOG=0 turns it off
     std::ostream& out;
     std::ostream& err;
+    uint64_t warn_block_age_s = 3 * 86400;  // list/status warn about older blocks; 0 = never
 };
 
 struct Command {
@@ -41,6 +42,10 @@ void add_state_commands(CLI::App& app, std::vector<Command>& commands);
 void add_observe_commands(CLI::App& app, std::vector<Command>& commands);
 
 void print_json(std::ostream& out, const nlohmann::ordered_json& j);
+
+// --warn-block-age: a duration ("3d", "36h") or "0"/"off" (never warn).
+// Throws UsageError.
+uint64_t parse_warn_block_age(const std::string& text);
 
 enum class XdpMode;
 // "auto", "native" or "generic"; UsageError otherwise.

@@ -203,7 +203,7 @@ void add_observe_commands(CLI::App& app, std::vector<Command>& commands) {
     serve_cmd->add_option("--listen", a->listen, "ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464")->required();
     commands.push_back({serve_cmd, [a](const CliContext& ctx) {
                             ListenAddress address = parse_listen_address(a->listen);
-                            serve(ctx.pin_dir, address, ctx.out, ctx.err);
+                            serve(ctx.pin_dir, address, ctx.out, ctx.err, ctx.warn_block_age_s);
                             return kExitOk;
                         }});
 }

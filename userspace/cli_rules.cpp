@@ -252,9 +252,9 @@ int cmd_list(const Args& a, const CliContext& ctx) {
     session.commit_if_changed();
     auto rules = session.fence().rules();
     if (a.json) {
-        print_json(out, rules_json(rules, static_cast<uint64_t>(std::time(nullptr))));
+        print_json(out, rules_json(rules, static_cast<uint64_t>(std::time(nullptr)), ctx.warn_block_age_s));
     } else {
-        out << rules_text(rules, static_cast<uint64_t>(std::time(nullptr)));
+        out << rules_text(rules, static_cast<uint64_t>(std::time(nullptr)), ctx.warn_block_age_s);
     }
     return kExitOk;
 }
@@ -274,6 +274,7 @@ int cmd_status(const Args& a, const CliContext& ctx) {
     st.counters = fence.counters();
     st.now_unix = static_cast<uint64_t>(std::time(nullptr));
     st.state = check_state_file(session.state_file(), st.ports, st.rules);
+    st.warn_block_age_s = ctx.warn_block_age_s;
     st.warnings = status_warnings(st);
     if (a.json) {
         print_json(ctx.out, status_json(st));

@@ -95,7 +95,8 @@ ListenAddress parse_listen_address(std::string_view text) {
     return addr;
 }
 
-void serve(const std::string& pin_dir, const ListenAddress& address, std::ostream& out, std::ostream& err) {
+void serve(const std::string& pin_dir, const ListenAddress& address, std::ostream& out, std::ostream& err,
+           uint64_t warn_block_age_s) {
     Fence::open(pin_dir);  // fail now, not at the first scrape, when there is no instance
     // Before the server starts its threads, so that they inherit the blocked signals.
     StopSignals signals;
@@ -121,7 +122,7 @@ void serve(const std::string& pin_dir, const ListenAddress& address, std::ostrea
     };
     server.Get("/metrics", handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir))); },
                                   kMetricsContentType));
-    server.Get("/rules", handle([&](const httplib::Request&) { return rules_json(Fence::open(pin_dir).rules()).dump(2) + "\n"; },
+    server.Get("/rules", handle([&](const httplib::Request&) { return rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s).dump(2) + "\n"; },
                                 kJsonContentType));
     server.Get("/top", handle([&](const httplib::Request& req) { return top_body(pin_dir, req); }, kJsonContentType));
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

@@ -8,6 +8,7 @@
 // scrapes, so any number of scrapers see the same numbers.
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -24,6 +25,8 @@ struct ListenAddress {
 ListenAddress parse_listen_address(std::string_view text);
 
 // Serves until SIGINT or SIGTERM; `out` gets one line once the socket listens.
-void serve(const std::string& pin_dir, const ListenAddress& address, std::ostream& out, std::ostream& err);
+// `warn_block_age_s` marks old blocks in /rules, as in `list --json`.
+void serve(const std::string& pin_dir, const ListenAddress& address, std::ostream& out, std::ostream& err,
+           uint64_t warn_block_age_s);
 
 }  // namespace smtpfence

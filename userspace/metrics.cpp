@@ -49,16 +49,24 @@ struct RuleCounterMetric {
 };
 
 constexpr RuleCounterMetric kRuleMetrics[] = {
-    {"smtpfence_rule_matched_total", "SMTP connection attempts (and port-less fragments) the rule decided.",
+    {"smtpfence_rule_matched_total",
+     "SMTP SYN packets (retransmissions included) and port-less fragments the rule decided.",
      &rule_counters::matched},
-    {"smtpfence_rule_dropped_total", "Attempts the rule dropped, for any reason.", &rule_counters::dropped},
-    {"smtpfence_rule_rate_dropped_total", "Attempts a limit rule dropped because the key exceeded its rate.",
+    {"smtpfence_rule_connection_attempts_total",
+     "SMTP connection attempts the rule decided (a retransmitted SYN counts once).", &rule_counters::attempts},
+    {"smtpfence_rule_dropped_total", "Packets the rule dropped, for any reason.", &rule_counters::dropped},
+    {"smtpfence_rule_dropped_attempts_total", "Connection attempts whose first SYN the rule dropped.",
+     &rule_counters::dropped_attempts},
+    {"smtpfence_rule_rate_dropped_total", "SYN packets a limit rule dropped because the key exceeded its rate.",
      &rule_counters::rate_dropped},
     {"smtpfence_rule_conns_dropped_total",
-     "Attempts a limit rule dropped because the key had its maximum of open connections.",
+     "SYN packets a limit rule dropped because the key had its maximum of open connections.",
      &rule_counters::conns_dropped},
-    {"smtpfence_rule_would_drop_total", "Attempts a dry-run rule would have dropped (none were).",
+    {"smtpfence_rule_would_drop_total", "Packets a dry-run rule would have dropped (none were).",
      &rule_counters::would_drop},
+    {"smtpfence_rule_would_drop_attempts_total",
+     "Connection attempts whose first SYN a dry-run rule would have dropped (none were).",
+     &rule_counters::would_drop_attempts},
 };
 
 }  // namespace
@@ -115,13 +123,19 @@ std::string metrics_text(const MetricsView& v) {
     e.sample("smtpfence_packets_total", {{"result", "passed"}}, c.passed);
     e.sample("smtpfence_packets_total", {{"result", "dropped"}}, c.dropped);
     e.single("smtpfence_smtp_segments_total", "counter", "TCP segments to an SMTP port.", c.smtp);
+    e.single("smtpfence_syn_packets_total", "counter",
+             "SYN packets (SYN without ACK) to an SMTP port, retransmissions included.", c.smtp_syn);
     e.single("smtpfence_connection_attempts_total", "counter",
-             "SMTP connection attempts (SYN without ACK to an SMTP port), retransmissions included.", c.smtp_syn);
+             "SMTP connection attempts: SYNs to an SMTP port, a retransmitted SYN (same source, ports and "
+             "sequence number) counted once.",
+             c.smtp_attempts);
+    e.single("smtpfence_dropped_attempts_total", "counter", "SMTP connection attempts whose first SYN was dropped.",
+             c.dropped_attempts);
     e.single("smtpfence_fragments_total", "counter", "TCP fragments judged by source alone (no port visible).",
              c.fragments);
     e.single("smtpfence_malformed_total", "counter", "Packets with truncated or invalid headers (always passed).",
              c.malformed);
-    e.single("smtpfence_would_drop_total", "counter", "Attempts a dry-run rule would have dropped.", c.would_drop);
+    e.single("smtpfence_would_drop_total", "counter", "Packets a dry-run rule would have dropped.", c.would_drop);
     e.single("smtpfence_events_total", "counter", "Drop events written to the events ring buffer.", c.events);
     e.single("smtpfence_events_suppressed_total", "counter",
              "Drop events held back by the stream's rate limit or lost to a full ring buffer.",

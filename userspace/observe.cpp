@@ -44,14 +44,14 @@ struct EntryIdHash {
     }
 };
 
-// Attempts of `after` made since `before` (if it was in the earlier sample).
-uint64_t attempts_since(const source_stats* before, const source_stats& after) {
+// A counter of `after` grown since `before` (if it was in the earlier sample).
+uint64_t counted_since(const source_stats* before, const source_stats& after, __u64 source_stats::*member) {
     // A source the LRU forgot and met again starts from zero with a new
     // first_seen: everything it has now is new.
-    if (!before || before->first_seen_ns != after.first_seen_ns || before->attempts > after.attempts) {
-        return after.attempts;
+    if (!before || before->first_seen_ns != after.first_seen_ns || before->*member > after.*member) {
+        return after.*member;
     }
-    return after.attempts - before->attempts;
+    return after.*member - before->*member;
 }
 
 }  // namespace
@@ -171,6 +171,7 @@ TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, c
     struct Accumulated {
         TopRow row;
         uint64_t new_attempts = 0;
+        uint64_t new_syn_packets = 0;
         const source_stats* latest = nullptr;  // the entry with the latest attempt
     };
     std::map<std::pair<uint8_t, std::array<uint8_t, 16>>, Accumulated> by_source;
@@ -184,12 +185,16 @@ TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, c
         row.addr = std::get<1>(id);
         row.ports.push_back(e.key.port);
         row.attempts += e.stats.attempts;
+        row.dropped_attempts += e.stats.dropped_attempts;
+        row.syn_packets += e.stats.syn_packets;
         row.passed += e.stats.passed;
         row.blocked += e.stats.blocked;
         row.limited += e.stats.limited;
         row.would_drop += e.stats.would_drop;
         if (row.first_seen_ns == 0 || e.stats.first_seen_ns < row.first_seen_ns) row.first_seen_ns = e.stats.first_seen_ns;
-        acc.new_attempts += attempts_since(it == earlier.end() ? nullptr : it->second, e.stats);
+        const source_stats* prior = it == earlier.end() ? nullptr : it->second;
+        acc.new_attempts += counted_since(prior, e.stats, &source_stats::attempts);
+        acc.new_syn_packets += counted_since(prior, e.stats, &source_stats::syn_packets);
         if (!acc.latest || e.stats.last_seen_ns > acc.latest->last_seen_ns) acc.latest = &e.stats;
     }
 
@@ -197,6 +202,8 @@ TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, c
         TopRow& row = acc.row;
         std::sort(row.ports.begin(), row.ports.end());
         row.attempts_per_s = view.interval_s > 0 ? static_cast<double>(acc.new_attempts) / view.interval_s : 0;
+        row.syn_packets_per_s =
+            view.interval_s > 0 ? static_cast<double>(acc.new_syn_packets) / view.interval_s : 0;
         const source_stats& last = *acc.latest;
         row.last_seen_ns = last.last_seen_ns;
         row.last_verdict = last.last_verdict;

@@ -42,6 +42,8 @@ inline constexpr CounterField<fence_stats> kGlobalCounters[] = {
     {"dropped", &fence_stats::dropped},
     {"smtp", &fence_stats::smtp},
     {"smtp_syn", &fence_stats::smtp_syn},
+    {"smtp_attempts", &fence_stats::smtp_attempts},
+    {"dropped_attempts", &fence_stats::dropped_attempts},
     {"fragments", &fence_stats::fragments},
     {"malformed", &fence_stats::malformed},
     {"would_drop", &fence_stats::would_drop},
@@ -49,13 +51,17 @@ inline constexpr CounterField<fence_stats> kGlobalCounters[] = {
     {"events_suppressed", &fence_stats::events_suppressed},
 };
 
-// rule_counters in the order `stats` shows them.
+// rule_counters in the order `stats` shows them: each packet count next to
+// its count of connection attempts.
 inline constexpr CounterField<rule_counters> kRuleCounters[] = {
     {"matched", &rule_counters::matched},
+    {"attempts", &rule_counters::attempts},
     {"dropped", &rule_counters::dropped},
+    {"dropped_attempts", &rule_counters::dropped_attempts},
     {"rate_dropped", &rule_counters::rate_dropped},
     {"conns_dropped", &rule_counters::conns_dropped},
     {"would_drop", &rule_counters::would_drop},
+    {"would_drop_attempts", &rule_counters::would_drop_attempts},
 };
 
 // Per second from `before` to `after` over `seconds`. A counter that went
@@ -125,8 +131,12 @@ struct TopRow {
     Family family = Family::V4;
     std::array<uint8_t, 16> addr{};
     std::vector<uint16_t> ports;  // ascending
-    double attempts_per_s = 0;    // over the sampling interval
-    uint64_t attempts = 0;        // totals since first seen (or forgotten by the LRU)
+    double attempts_per_s = 0;     // connection attempts, over the sampling interval
+    double syn_packets_per_s = 0;  // SYN packets (retransmissions included), likewise
+    uint64_t attempts = 0;         // totals since first seen (or forgotten by the LRU)
+    uint64_t dropped_attempts = 0; // attempts whose first SYN was dropped
+    uint64_t syn_packets = 0;
+    // The verdicts, per SYN packet:
     uint64_t passed = 0;
     uint64_t blocked = 0;
     uint64_t limited = 0;
@@ -151,8 +161,9 @@ struct TopView {
     std::vector<TopRow> rows;  // busiest first
 };
 
-// The busiest sources between two samples: by attempts per second over the
-// interval, then by total attempts, then by address. `rules` are the rules in
+// The busiest sources between two samples: by connection attempts (not SYN
+// packets) per second over the interval, then by total attempts, then by
+// address. `rules` are the rules in
 // force, to name the rule of each source's last attempt.
 TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, const std::vector<Rule>& rules,
                     const TopQuery& query, uint32_t capacity);

@@ -188,18 +188,22 @@ std::string top_text(const TopView& view, int64_t unix_offset_ns) {
         out << "no SMTP connection attempts seen\n";
         return out.str();
     }
-    std::vector<std::vector<std::string>> rows{{"SOURCE", "PORTS", "ATTEMPTS/S", "ATTEMPTS", "PASSED", "BLOCKED",
-                                                "LIMITED", "WOULD-DROP", "FIRST-SEEN", "LAST-SEEN", "LAST",
-                                                "RULE"}};
+    // Connection attempts first (a retransmitted SYN counts once), then SYN
+    // packets; the verdict columns count SYN packets.
+    std::vector<std::vector<std::string>> rows{{"SOURCE", "PORTS", "ATTEMPTS/S", "ATTEMPTS", "DROPPED-ATTEMPTS",
+                                                "SYN-PACKETS/S", "SYN-PACKETS", "PASSED", "BLOCKED", "LIMITED",
+                                                "WOULD-DROP", "FIRST-SEEN", "LAST-SEEN", "LAST", "RULE"}};
     for (const auto& r : view.rows) {
         rows.push_back({format_address(r.family, r.addr), ports_text(r.ports), format_per_second(r.attempts_per_s),
-                        std::to_string(r.attempts), std::to_string(r.passed), std::to_string(r.blocked),
-                        std::to_string(r.limited), std::to_string(r.would_drop),
-                        age_text(r.first_seen_ns, view.taken_ns) + " ago",
+                        std::to_string(r.attempts), std::to_string(r.dropped_attempts),
+                        format_per_second(r.syn_packets_per_s), std::to_string(r.syn_packets),
+                        std::to_string(r.passed), std::to_string(r.blocked), std::to_string(r.limited),
+                        std::to_string(r.would_drop), age_text(r.first_seen_ns, view.taken_ns) + " ago",
                         age_text(r.last_seen_ns, view.taken_ns) + " ago", verdict_name(r.last_verdict),
                         r.last_rule ? describe_rule_ref(*r.last_rule) : "-"});
     }
-    out << table(rows, {false, false, true, true, true, true, true, true, true, true, false, false});
+    out << table(rows,
+                 {false, false, true, true, true, true, true, true, true, true, true, true, true, false, false});
     return out.str();
 }
 
@@ -210,7 +214,9 @@ std::string top_line(const TopView& view, int64_t unix_offset_ns) {
     for (size_t i = 0; i < view.rows.size(); ++i) {
         const TopRow& r = view.rows[i];
         out << (i == 0 ? ": " : "; ") << format_address(r.family, r.addr) << " ports=" << ports_text(r.ports) << ' '
-            << format_per_second(r.attempts_per_s) << "/s attempts=" << r.attempts << " passed=" << r.passed
+            << format_per_second(r.attempts_per_s) << "/s attempts=" << r.attempts
+            << " dropped_attempts=" << r.dropped_attempts << " syn_packets=" << r.syn_packets << " ("
+            << format_per_second(r.syn_packets_per_s) << "/s) passed=" << r.passed
             << " blocked=" << r.blocked << " limited=" << r.limited << " would_drop=" << r.would_drop
             << " last=" << verdict_name(r.last_verdict);
         if (r.last_rule) {
@@ -230,6 +236,9 @@ ordered_json top_json(const TopView& view, int64_t unix_offset_ns) {
                            {"ports", r.ports},
                            {"attempts_per_s", r.attempts_per_s},
                            {"attempts", r.attempts},
+                           {"dropped_attempts", r.dropped_attempts},
+                           {"syn_packets_per_s", r.syn_packets_per_s},
+                           {"syn_packets", r.syn_packets},
                            {"passed", r.passed},
                            {"blocked", r.blocked},
                            {"limited", r.limited},

@@ -74,9 +74,10 @@ namespace {
 std::string limit_line(const Rule& r) {
     const rule_counters& c = r.counters;
     return describe_limit(r.limit, r.cidr) + "; " + std::to_string(r.tracked_keys) +
-           (r.tracked_keys == 1 ? " key" : " keys") + " tracked; allowed " +
+           (r.tracked_keys == 1 ? " key" : " keys") + " tracked; SYN packets allowed " +
            std::to_string(c.matched - c.dropped) + ", dropped by rate " + std::to_string(c.rate_dropped) +
-           ", by max-conns " + std::to_string(c.conns_dropped);
+           ", by max-conns " + std::to_string(c.conns_dropped) + "; attempts " + std::to_string(c.attempts) +
+           ", dropped " + std::to_string(c.dropped_attempts);
 }
 
 }  // namespace
@@ -89,24 +90,45 @@ std::string action_label(const Rule& r) {
 
 // The line under a dry-run rule: what it would have done.
 std::string dry_run_line(const Rule& r) {
-    return "dry run: would have dropped " + std::to_string(r.counters.would_drop) +
-           "; drops nothing (`smtpfence enforce " + format_cidr(r.cidr) + "` makes it live)";
+    return "dry run: would have dropped " + std::to_string(r.counters.would_drop) + " SYN packets (" +
+           std::to_string(r.counters.would_drop_attempts) +
+           (r.counters.would_drop_attempts == 1 ? " attempt)" : " attempts)") + "; drops nothing (`smtpfence enforce " + format_cidr(r.cidr) + "` makes it live)";
+}
+
+uint64_t rule_age(const Rule& r, uint64_t now_unix) {
+    return now_unix > r.created_unix ? now_unix - r.created_unix : 0;
+}
+
+// The line under a block older than the warning threshold.
+std::string old_block_line(const Rule& r, uint64_t now_unix, uint64_t warn_block_age_s) {
+    return "! blocked for " + format_age(rule_age(r, now_unix)) + ", longer than " + format_age(warn_block_age_s) +
+           ": senders bounce deferred mail when their queue lifetime ends (Postfix 5d, Exim about 4d)";
 }
 
 }  // namespace
 
-std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix) {
+bool block_too_old(const Rule& r, uint64_t now_unix, uint64_t warn_block_age_s) {
+    return warn_block_age_s && r.action == Action::Block && !r.dry_run && r.created_unix &&
+           rule_age(r, now_unix) > warn_block_age_s;
+}
+
+std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix, uint64_t warn_block_age_s) {
     if (rules.empty()) return "no rules: every source may connect\n";
-    std::vector<std::vector<std::string>> rows{
-        {"ACTION", "SOURCE", "MATCHED", "DROPPED", "AGE", "EXPIRES", "BY", "FROM", "REASON"}};
+    // MATCHED and DROPPED count SYN packets (a sender retransmits a dropped
+    // SYN several times); ATTEMPTS and DROPPED-ATTEMPTS count each once.
+    std::vector<std::vector<std::string>> rows{{"ACTION", "SOURCE", "MATCHED", "DROPPED", "ATTEMPTS",
+                                                "DROPPED-ATTEMPTS", "AGE", "EXPIRES", "BY", "FROM", "REASON"}};
     for (const auto& r : rules) {
-        std::string age = r.created_unix ? format_age(now_unix > r.created_unix ? now_unix - r.created_unix : 0) : "-";
+        std::string age = r.created_unix ? format_age(rule_age(r, now_unix)) : "-";
+        if (block_too_old(r, now_unix, warn_block_age_s)) age += " !";
         rows.push_back({action_label(r), format_cidr(r.cidr), std::to_string(r.counters.matched),
-                        std::to_string(r.counters.dropped), age, format_time_left(r.expires_unix, now_unix),
-                        r.created_by.empty() ? "-" : r.created_by, r.origin.empty() ? "-" : r.origin,
-                        r.reason.empty() ? "-" : r.reason});
+                        std::to_string(r.counters.dropped), std::to_string(r.counters.attempts),
+                        std::to_string(r.counters.dropped_attempts), age,
+                        format_time_left(r.expires_unix, now_unix), r.created_by.empty() ? "-" : r.created_by,
+                        r.origin.empty() ? "-" : r.origin, r.reason.empty() ? "-" : r.reason});
     }
-    std::istringstream lines(table(rows, {false, false, true, true, false, false, false, false, false}));
+    std::istringstream lines(
+        table(rows, {false, false, true, true, true, true, false, false, false, false, false}));
     std::ostringstream out;
     std::string line;
     std::getline(lines, line);
@@ -116,11 +138,14 @@ std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix) {
         out << line << '\n';
         if (r.action == Action::Limit) out << "        ↳ " << limit_line(r) << '\n';
         if (r.dry_run) out << "        ↳ " << dry_run_line(r) << '\n';
+        if (block_too_old(r, now_unix, warn_block_age_s)) {
+            out << "        ↳ " << old_block_line(r, now_unix, warn_block_age_s) << '\n';
+        }
     }
     return out.str();
 }
 
-nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix) {
+nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix, uint64_t warn_block_age_s) {
     nlohmann::ordered_json limit = nullptr;
     if (rule.action == Action::Limit) {
         const LimitSpec& l = rule.limit;
@@ -147,6 +172,9 @@ nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix) {
         {"matched", rule.counters.matched},
         {"dropped", rule.counters.dropped},
         {"would_drop", rule.counters.would_drop},
+        {"attempts", rule.counters.attempts},
+        {"dropped_attempts", rule.counters.dropped_attempts},
+        {"would_drop_attempts", rule.counters.would_drop_attempts},
         {"limit", limit},
         {"created_unix", rule.created_unix},
         {"created", rule.created_unix ? format_utc(rule.created_unix) : ""},
@@ -157,12 +185,13 @@ nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix) {
         {"expires", rule.expires_unix ? format_utc(rule.expires_unix) : ""},
         {"expires_in_s", expires_in},
         {"rule_id", rule.rule_id},
+        {"age_warning", block_too_old(rule, now_unix, warn_block_age_s)},
     };
 }
 
-nlohmann::ordered_json rules_json(const std::vector<Rule>& rules, uint64_t now_unix) {
+nlohmann::ordered_json rules_json(const std::vector<Rule>& rules, uint64_t now_unix, uint64_t warn_block_age_s) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
-    for (const auto& r : rules) list.push_back(rule_json(r, now_unix));
+    for (const auto& r : rules) list.push_back(rule_json(r, now_unix, warn_block_age_s));
     return {{"rules", list}};
 }
 
@@ -186,9 +215,16 @@ RuleCounts count_rules(const std::vector<Rule>& rules, Family family) {
 }
 
 nlohmann::ordered_json counters_json(const fence_stats& s) {
-    return {{"seen", s.seen},         {"passed", s.passed},       {"dropped", s.dropped},
-            {"smtp", s.smtp},         {"smtp_syn", s.smtp_syn},   {"fragments", s.fragments},
-            {"malformed", s.malformed}, {"would_drop", s.would_drop}};
+    return {{"seen", s.seen},
+            {"passed", s.passed},
+            {"dropped", s.dropped},
+            {"smtp", s.smtp},
+            {"smtp_syn", s.smtp_syn},
+            {"smtp_attempts", s.smtp_attempts},
+            {"dropped_attempts", s.dropped_attempts},
+            {"fragments", s.fragments},
+            {"malformed", s.malformed},
+            {"would_drop", s.would_drop}};
 }
 
 }  // namespace
@@ -216,6 +252,18 @@ std::vector<std::string> status_warnings(const StatusView& st) {
     if (dry) {
         w.push_back(std::to_string(dry) + (dry == 1 ? " rule is a dry run" : " rules are dry runs") +
                     ": counted, not enforced (`smtpfence enforce CIDR`)");
+    }
+    std::string old_blocks;
+    size_t old = 0;
+    for (const auto& r : st.rules) {
+        if (!block_too_old(r, st.now_unix, st.warn_block_age_s)) continue;
+        old_blocks += (old++ ? ", " : "") + format_cidr(r.cidr) + " (" + format_age(rule_age(r, st.now_unix)) + ")";
+    }
+    if (old) {
+        w.push_back(std::to_string(old) + (old == 1 ? " block is" : " blocks are") + " older than " +
+                    format_age(st.warn_block_age_s) + ": " + old_blocks +
+                    "; senders bounce the mail a block defers when their queue lifetime ends (Postfix 5d, Exim "
+                    "about 4d): lift or narrow it (`smtpfence remove CIDR`); --warn-block-age sets the threshold");
     }
     return w;
 }
@@ -264,12 +312,14 @@ std::string status_text(const StatusView& st) {
     out << "rules:      IPv4 " << v4.block << " block, " << v4.allow << " allow, " << v4.limit << " limit; IPv6 "
         << v6.block << " block, " << v6.allow << " allow, " << v6.limit << " limit; capacity " << st.capacity
         << " per family\n";
-    std::istringstream rule_lines(rules_text(st.rules, st.now_unix));
+    std::istringstream rule_lines(rules_text(st.rules, st.now_unix, st.warn_block_age_s));
     for (std::string line; std::getline(rule_lines, line);) out << "  " << line << '\n';
     const fence_stats& c = st.counters;
     out << "packets:    seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << "; SMTP "
-        << c.smtp << " (new connections " << c.smtp_syn << ", a dry run would have dropped " << c.would_drop
+        << c.smtp << " (SYN packets " << c.smtp_syn << ", a dry run would have dropped " << c.would_drop
         << "), port-less fragments " << c.fragments << ", malformed " << c.malformed << '\n';
+    out << "attempts:   " << c.smtp_attempts << " SMTP connection attempts (a retransmitted SYN counts once), "
+        << c.dropped_attempts << " dropped\n";
     if (st.warnings.empty()) {
         out << "warnings:   none\n";
     } else {
@@ -294,7 +344,7 @@ nlohmann::ordered_json status_json(const StatusView& st) {
     };
     nlohmann::ordered_json limits = nlohmann::ordered_json::array();
     for (const auto& r : st.rules) {
-        if (r.action == Action::Limit) limits.push_back(rule_json(r, st.now_unix));
+        if (r.action == Action::Limit) limits.push_back(rule_json(r, st.now_unix, st.warn_block_age_s));
     }
     const StateFileHealth& sf = st.state;
     return {
@@ -306,7 +356,8 @@ nlohmann::ordered_json status_json(const StatusView& st) {
         {"ports", st.ports},
         {"rules", {{"ipv4", counts(Family::V4)}, {"ipv6", counts(Family::V6)}, {"capacity", st.capacity}}},
         {"limits", limits},
-        {"rule_list", rules_json(st.rules, st.now_unix).at("rules")},
+        {"rule_list", rules_json(st.rules, st.now_unix, st.warn_block_age_s).at("rules")},
+        {"warn_block_age_s", st.warn_block_age_s},
         {"state_file",
          {{"path", sf.path},
           {"exists", sf.exists},

@@ -13,6 +13,17 @@
 
 namespace smtpfence {
 
+// A block older than this gets a warning in `list` and `status`: senders keep
+// the mail a block defers only for their queue lifetime (Postfix
+// maximal_queue_lifetime 5 days, Exim's default retry rule about 4 days), then
+// bounce it. Set with --warn-block-age / SMTPFENCE_WARN_BLOCK_AGE; 0 = never.
+inline constexpr uint64_t kDefaultWarnBlockAgeSeconds = 3 * 86400;
+
+// True when `rule` is a live block older than `warn_block_age_s` (0: never).
+// Limits and dry runs are not warned about: a limit defers only the excess,
+// so a sender's queue keeps draining; a dry run defers nothing.
+bool block_too_old(const Rule& rule, uint64_t now_unix, uint64_t warn_block_age_s);
+
 // Everything `status` shows, gathered in one place.
 struct StatusView {
     std::string version;
@@ -25,11 +36,13 @@ struct StatusView {
     fence_stats counters{};
     uint64_t now_unix = 0;
     StateFileHealth state;
+    uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds;
     std::vector<std::string> warnings;  // see status_warnings
 };
 
 // What deserves the admin's attention: nothing attached, a state file that
-// is missing, broken or out of step with the kernel, dry-run rules.
+// is missing, broken or out of step with the kernel, dry-run rules, blocks
+// older than warn_block_age_s.
 std::vector<std::string> status_warnings(const StatusView& status);
 
 // Rows as aligned columns, two spaces apart: `numeric` columns right-aligned,
@@ -44,10 +57,15 @@ std::string format_utc(uint64_t unix_seconds);
 // "5/s burst 5, at most 3 open per source".
 std::string describe_limit(const LimitSpec& limit, const Cidr& cidr);
 
-std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix);
-// `now_unix` turns deadlines into time left.
-nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix = unix_now());
-nlohmann::ordered_json rules_json(const std::vector<Rule>& rules, uint64_t now_unix = unix_now());
+// Blocks older than `warn_block_age_s` are marked ("!" after the age and a
+// line saying why).
+std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix,
+                       uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds);
+// `now_unix` turns deadlines into time left; "age_warning" is block_too_old.
+nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix = unix_now(),
+                                 uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds);
+nlohmann::ordered_json rules_json(const std::vector<Rule>& rules, uint64_t now_unix = unix_now(),
+                                  uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds);
 
 std::string status_text(const StatusView& status);
 nlohmann::ordered_json status_json(const StatusView& status);

@@ -86,7 +86,7 @@ Bytes tcp(const Tcp& t) {
     Bytes out;
     put16(out, t.sport);
     put16(out, t.dport);
-    put32(out, 1000);                          // seq
+    put32(out, t.seq);
     put32(out, (t.flags & kAck) ? 2000 : 0);   // ack
     out.push_back(5 << 4);                     // doff 5
     out.push_back(t.flags);

@@ -19,8 +19,8 @@
 namespace smtpfence::bpftest {
 
 // ---------------------------------------------------------------------------
-// Frames. Fields the program never reads (MACs, IP ids, sequence numbers, the
-// TCP checksum) are fixed, so that two frames differ only where a test means
+// Frames. Fields the program never reads for a verdict (MACs, IP ids, the
+// TCP checksum; the sequence number only tells retransmissions apart) are fixed, so that two frames differ only where a test means
 // them to.
 
 using Bytes = std::vector<uint8_t>;
@@ -40,6 +40,7 @@ struct Tcp {
     uint8_t flags = kSyn;
     size_t payload = 0;
     uint16_t sport = 40000;
+    uint32_t seq = 1000;  // a retransmitted SYN repeats its sport and seq
 };
 
 // A 20-byte TCP header (checksum left zero: XDP does not look) and payload.

@@ -100,6 +100,9 @@ protected:
             sum.rate_dropped += c.rate_dropped;
             sum.conns_dropped += c.conns_dropped;
             sum.would_drop += c.would_drop;
+            sum.attempts += c.attempts;
+            sum.dropped_attempts += c.dropped_attempts;
+            sum.would_drop_attempts += c.would_drop_attempts;
         }
         return sum;
     }
@@ -227,6 +230,8 @@ TEST_F(DryRun, ADryRunLimitCountsTheAttemptsOverItsRate) {
     EXPECT_EQ(c.matched, 5u);
     EXPECT_EQ(c.would_drop, 3u) << "burst 2 admits two, the rest would have been dropped";
     EXPECT_EQ(c.rate_dropped, 0u);
+    EXPECT_EQ(c.attempts, 1u) << "five identical SYNs are one attempt";
+    EXPECT_EQ(c.would_drop_attempts, 0u) << "whose first SYN the limit would have admitted";
 }
 
 using Sources = LayerTest;
@@ -239,9 +244,13 @@ TEST_F(Sources, AttemptsAndVerdictsPerSourceAndPort) {
     run_raw(segment_from("203.0.113.10", kAck, 25));  // not an attempt
     run_raw(syn_from("203.0.113.10", 22));            // not SMTP
 
+    // The frames of syns() are identical (same source port and sequence
+    // number): one connection attempt and its retransmissions.
     source_stats a{};
     ASSERT_TRUE(source("203.0.113.10", 25, a));
-    EXPECT_EQ(a.attempts, 4u);
+    EXPECT_EQ(a.syn_packets, 4u);
+    EXPECT_EQ(a.attempts, 1u);
+    EXPECT_EQ(a.dropped_attempts, 1u);
     EXPECT_EQ(a.blocked, 4u);
     EXPECT_EQ(a.passed, 0u);
     EXPECT_EQ(a.last_verdict, FENCE_VERDICT_BLOCKED);
@@ -253,11 +262,14 @@ TEST_F(Sources, AttemptsAndVerdictsPerSourceAndPort) {
 
     source_stats b{};
     ASSERT_TRUE(source("198.51.100.20", 587, b));
-    EXPECT_EQ(b.attempts, 3u);
+    EXPECT_EQ(b.syn_packets, 3u);
+    EXPECT_EQ(b.attempts, 1u);
+    EXPECT_EQ(b.dropped_attempts, 0u);
     EXPECT_EQ(b.passed, 3u);
     EXPECT_EQ(b.last_rule_id, 0u) << "no rule covers it";
     ASSERT_TRUE(source("198.51.100.20", 25, b));
-    EXPECT_EQ(b.attempts, 1u);
+    EXPECT_EQ(b.syn_packets, 1u);
+    EXPECT_EQ(b.attempts, 1u) << "another destination port is another attempt";
 
     source_stats none{};
     EXPECT_FALSE(source("203.0.113.10", 22, none)) << "only SMTP ports are accounted";
@@ -269,7 +281,9 @@ TEST_F(Sources, Ipv6AndRateDrops) {
     EXPECT_EQ(syns("2001:db8:1::5", 3), "PDD");
     source_stats s{};
     ASSERT_TRUE(source("2001:db8:1::5", 25, s));
-    EXPECT_EQ(s.attempts, 3u);
+    EXPECT_EQ(s.syn_packets, 3u);
+    EXPECT_EQ(s.attempts, 1u);
+    EXPECT_EQ(s.dropped_attempts, 0u) << "the attempt's first SYN was admitted";
     EXPECT_EQ(s.passed, 1u);
     EXPECT_EQ(s.limited, 2u);
     EXPECT_EQ(s.last_verdict, FENCE_VERDICT_RATE);

@@ -4,8 +4,9 @@
 #
 #   A (203.0.113.10) makes 40 SMTP connection attempts and is blocked; B
 #   (198.51.100.10) makes 10 and connects. Each attempt is exactly one SYN
-#   (attempts give up after 300 ms; the kernel retransmits a SYN after 1 s).
-#   `stats --json` counts 50 attempts, 40 drops, and one event; `top --json`
+#   (attempts give up after 300 ms; the kernel retransmits a SYN after 1 s),
+#   so SYN packets and connection attempts agree. `stats --json` counts 50
+#   attempts, 40 drops, and one event; `top --json`
 #   lists A then B with their counts and A's rule; `events --json` yields one
 #   event for A's first drop, not 40, and a second reader finds the buffer
 #   drained; `serve`'s /metrics passes `promtool check metrics` and has the
@@ -14,7 +15,10 @@
 #   outranks bigger but idle ones; a removed rule shows as "(removed)";
 #   `events --follow` reports a new source's first drop and stops on SIGTERM;
 #   text modes print one line per interval when stdout is not a terminal; an
-#   IPv6 source's event reads as text; `serve` exits 0 on SIGTERM.
+#   IPv6 source's event reads as text; a blocked connect that waits 3.5 s
+#   sends its SYN 3 or 4 times (the sender's retransmission schedule) and is
+#   counted as that many SYN packets but one connection attempt, by the rule,
+#   by `top` and globally; `serve` exits 0 on SIGTERM.
 #
 # Needs root. Run: sudo bash tests/e2e/test_observe.sh
 # (SMTPFENCE / TCPPROBE point at the binaries; defaults build/...)
@@ -68,7 +72,9 @@ e2e_log "stats --json"
 STATS=$E2E_TMP/stats.json
 fence stats --json >"$STATS" || e2e_fail "stats --json failed"
 sj() { jq -r "$1" "$STATS"; }
-check_eq "stats: smtp_syn = 50 attempts" 50 "$(sj .counters.smtp_syn)"
+check_eq "stats: smtp_syn = 50 SYN packets" 50 "$(sj .counters.smtp_syn)"
+check_eq "stats: smtp_attempts = 50 (no retransmissions)" 50 "$(sj .counters.smtp_attempts)"
+check_eq "stats: dropped_attempts = A's 40" 40 "$(sj .counters.dropped_attempts)"
 check_eq "stats: dropped = A's 40" 40 "$(sj .counters.dropped)"
 check_eq "stats: would_drop" 0 "$(sj .counters.would_drop)"
 check_eq "stats: fragments" 0 "$(sj .counters.fragments)"
@@ -77,7 +83,8 @@ check_eq "stats: no event suppressed" 0 "$(sj .counters.events_suppressed)"
 check_eq "stats: seen = passed + dropped" "$(sj .counters.seen)" "$(sj '.counters.passed + .counters.dropped')"
 check_eq "stats: one snapshot has no rates" "null null" "$(sj '"\(.interval_s) \(.rates)"')"
 check_eq "stats: the rule" "203.0.113.0/24 block false" "$(sj '.rules[0] | "\(.cidr) \(.action) \(.dry_run)"')"
-check_eq "stats: the rule's counters" '{"matched":40,"dropped":40,"rate_dropped":0,"conns_dropped":0,"would_drop":0}' \
+check_eq "stats: the rule's counters" \
+    '{"matched":40,"attempts":40,"dropped":40,"dropped_attempts":40,"rate_dropped":0,"conns_dropped":0,"would_drop":0,"would_drop_attempts":0}' \
     "$(sj '.rules[0].counters | tojson')"
 RULE_ID=$(sj '.rules[0].rule_id')
 check_match "stats: the rule has an id" '^[1-9][0-9]*$' "$RULE_ID"
@@ -89,13 +96,14 @@ TOP=$E2E_TMP/top.json
 fence top --json --interval 0.3 >"$TOP" || e2e_fail "top --json failed"
 check_eq "top: two sources" 2 "$(jq '.sources | length' "$TOP")"
 check_eq "top: A first (idle: ranked by total attempts)" \
-    "$A [25] 40 0 40 0 0 blocked" \
-    "$(jq -r '.sources[0] | "\(.source) \(.ports | tojson) \(.attempts) \(.passed) \(.blocked) \(.limited) \(.would_drop) \(.last_verdict)"' "$TOP")"
+    "$A [25] 40 40 40 0 40 0 0 blocked" \
+    "$(jq -r '.sources[0] | "\(.source) \(.ports | tojson) \(.attempts) \(.dropped_attempts) \(.syn_packets) \(.passed) \(.blocked) \(.limited) \(.would_drop) \(.last_verdict)"' "$TOP")"
 check_eq "top: A's rule" "$RULE_ID $BLOCK block false" \
     "$(jq -r '.sources[0].rule | "\(.id) \(.cidr) \(.action) \(.removed)"' "$TOP")"
-check_eq "top: B second" "$B [25] 10 10 0 0 0 passed null" \
-    "$(jq -r '.sources[1] | "\(.source) \(.ports | tojson) \(.attempts) \(.passed) \(.blocked) \(.limited) \(.would_drop) \(.last_verdict) \(.rule)"' "$TOP")"
+check_eq "top: B second" "$B [25] 10 0 10 10 0 0 0 passed null" \
+    "$(jq -r '.sources[1] | "\(.source) \(.ports | tojson) \(.attempts) \(.dropped_attempts) \(.syn_packets) \(.passed) \(.blocked) \(.limited) \(.would_drop) \(.last_verdict) \(.rule)"' "$TOP")"
 check_eq "top: no attempts during the sample" "0 0" "$(jq -r '[.sources[].attempts_per_s] | join(" ")' "$TOP")"
+check_eq "top: no SYN packets during the sample" "0 0" "$(jq -r '[.sources[].syn_packets_per_s] | join(" ")' "$TOP")"
 check_eq "top: tracked and capacity" "2 65536" "$(jq -r '"\(.sources_tracked) \(.sources_capacity)"' "$TOP")"
 check_eq "top -n 1: one source" "$A" "$(fence top --json -n 1 --interval 0.1 | jq -r '[.sources[].source] | join(" ")')"
 check_eq "top --port 587: nobody" 0 "$(fence top --json --port 587 --interval 0.1 | jq '.sources | length')"
@@ -131,8 +139,11 @@ check_eq "promtool has no lint complaints" "" "$promtool_out"
 
 # metric NAME_AND_LABELS: its value in the scraped body.
 metric() { awk -v m="$1" '$1 == m { print $2 }' "$BODY"; }
-check_eq "/metrics: connection attempts = stats smtp_syn" "$(sj .counters.smtp_syn)" \
+check_eq "/metrics: SYN packets = stats smtp_syn" "$(sj .counters.smtp_syn)" "$(metric smtpfence_syn_packets_total)"
+check_eq "/metrics: connection attempts = stats smtp_attempts" "$(sj .counters.smtp_attempts)" \
     "$(metric smtpfence_connection_attempts_total)"
+check_eq "/metrics: dropped attempts = stats dropped_attempts" "$(sj .counters.dropped_attempts)" \
+    "$(metric smtpfence_dropped_attempts_total)"
 check_eq "/metrics: dropped packets = stats dropped" "$(sj .counters.dropped)" \
     "$(metric 'smtpfence_packets_total{result="dropped"}')"
 check_eq "/metrics: events = 1" 1 "$(metric smtpfence_events_total)"
@@ -141,6 +152,10 @@ check_eq "/metrics: would_drop = 0" 0 "$(metric smtpfence_would_drop_total)"
 check_eq "/metrics: fragments = 0" 0 "$(metric smtpfence_fragments_total)"
 check_eq "/metrics: rule matched = 40" 40 "$(metric 'smtpfence_rule_matched_total{rule="203.0.113.0/24",action="block"}')"
 check_eq "/metrics: rule dropped = 40" 40 "$(metric 'smtpfence_rule_dropped_total{rule="203.0.113.0/24",action="block"}')"
+check_eq "/metrics: rule attempts = 40" 40 \
+    "$(metric 'smtpfence_rule_connection_attempts_total{rule="203.0.113.0/24",action="block"}')"
+check_eq "/metrics: rule dropped attempts = 40" 40 \
+    "$(metric 'smtpfence_rule_dropped_attempts_total{rule="203.0.113.0/24",action="block"}')"
 check_eq "/metrics: rule rate_dropped = 0" 0 \
     "$(metric 'smtpfence_rule_rate_dropped_total{rule="203.0.113.0/24",action="block"}')"
 check_eq "/metrics: one block rule" 1 "$(metric 'smtpfence_rules{action="block"}')"
@@ -217,23 +232,58 @@ e2e_log "text modes on a pipe: one line per interval"
 lines=$(fence top --interval 0.2 --count 2)
 check_eq "top (not a terminal): 2 intervals, 2 lines" 2 "$(wc -l <<<"$lines")"
 check_match "top line: time, then sources with rule" \
-    "^[0-9-]+T[0-9:]+Z 4/65536 tracked: $B2 ports=25 .* $A ports=25 0\.0/s attempts=40 .* rule=block:203\.0\.113\.0/24" \
+    "^[0-9-]+T[0-9:]+Z 4/65536 tracked: $B2 ports=25 .* $A ports=25 0\.0/s attempts=40 dropped_attempts=40 syn_packets=40 \(0\.0/s\) .* rule=block:203\.0\.113\.0/24" \
     "$(head -1 <<<"$lines")"
 lines=$(fence stats --watch 0.2 --count 2)
 check_eq "stats --watch (not a terminal): 2 lines" 2 "$(wc -l <<<"$lines")"
 check_match "stats line: totals with rates" \
-    '^[0-9-]+T[0-9:]+Z seen=[0-9]+ \([0-9.]+/s\) .* smtp_syn=113 \(0\.0/s\) .*; block 203\.0\.113\.0/24 matched=43 \(0\.0/s\)' \
+    '^[0-9-]+T[0-9:]+Z seen=[0-9]+ \([0-9.]+/s\) .* smtp_syn=113 \(0\.0/s\) smtp_attempts=113 \(0\.0/s\) dropped_attempts=43 \(0\.0/s\) .*; block 203\.0\.113\.0/24 matched=43 \(0\.0/s\) attempts=43 \(0\.0/s\)' \
     "$(tail -1 <<<"$lines")"
 lines=$(fence stats --watch 0.2 --count 2 --json)
 check_eq "stats --watch --json: one object per interval, with rates" "2 true true" \
     "$(jq -s '"\(length) \(all(.[]; .interval_s > 0)) \(all(.[]; .rates.smtp_syn == 0))"' -r <<<"$lines")"
-check_match "stats (text): counters and the rule" 'smtp_syn +113' "$(fence stats)"
+STATS_TEXT=$(fence stats)
+check_match "stats (text): SYN packets" 'smtp_syn +113' "$STATS_TEXT"
+check_match "stats (text): attempts" 'smtp_attempts +113' "$STATS_TEXT"
 
 e2e_log "an IPv6 source's first drop, as text"
 expect_exit 0 "block $V6_SRC" fence block "$V6_SRC"
 check_match "$V6_SRC: 2 attempts, both dropped" '^ok=0 fail=2$' "$(attempts "$V6_SRC" "$H6" 2)"
 check_match "events (text): one line for the IPv6 source" \
     "^[0-9-]+T[0-9:]+Z first drop: $V6_SRC -> port 25 by block $V6_SRC/128 \(rule [0-9]+\)$" "$(fence events)"
+
+# ------------------------------------------------------------ retransmissions
+
+# The sender's SYN retransmission schedule within a 3.5 s connect: the first
+# tcp_syn_linear_timeouts retransmissions come 1 s apart, later ones back off
+# exponentially (Linux >= 6.5; older kernels have no linear ones).
+CONNECT_MS=3500
+linear=$(ip netns exec "$SENDER_NS" sysctl -n net.ipv4.tcp_syn_linear_timeouts 2>/dev/null || echo 0)
+EXPECTED_SYNS=$(awk -v linear="$linear" -v limit="$CONNECT_MS" 'BEGIN {
+    t = 0; rto = 1000; n = 1
+    for (i = 1; t + rto < limit; i++) { t += rto; n++; if (i >= linear) rto *= 2 }
+    print n }')
+e2e_log "retransmissions: one blocked connect of $CONNECT_MS ms from $V6_SRC = $EXPECTED_SYNS SYN packets, 1 attempt"
+rule6() { fence list --json | jq -r --arg c "$V6_SRC/128" ".rules[] | select(.cidr == \$c) | $1"; }
+stat6() { fence stats --json | jq -r "$1"; }
+before_rule=$(rule6 '"\(.matched) \(.attempts) \(.dropped_attempts)"')
+before_global=$(stat6 '"\(.counters.smtp_syn) \(.counters.smtp_attempts) \(.counters.dropped_attempts)"')
+if sender_exec "$TCPPROBE" connect --src "$V6_SRC" --timeout-ms "$CONNECT_MS" "$H6" 25 >/dev/null 2>&1; then
+    e2e_fail "the blocked $CONNECT_MS ms connect got through"
+else
+    e2e_pass "the blocked $CONNECT_MS ms connect timed out"
+fi
+read -r m0 a0 d0 <<<"$before_rule"
+read -r m1 a1 d1 <<<"$(rule6 '"\(.matched) \(.attempts) \(.dropped_attempts)"')"
+check_eq "rule $V6_SRC/128: $EXPECTED_SYNS more SYN packets, 1 more attempt, dropped" "$EXPECTED_SYNS 1 1" \
+    "$((m1 - m0)) $((a1 - a0)) $((d1 - d0))"
+read -r s0 t0 g0 <<<"$before_global"
+read -r s1 t1 g1 <<<"$(stat6 '"\(.counters.smtp_syn) \(.counters.smtp_attempts) \(.counters.dropped_attempts)"')"
+check_eq "stats: $EXPECTED_SYNS more smtp_syn, 1 more smtp_attempts and dropped_attempts" "$EXPECTED_SYNS 1 1" \
+    "$((s1 - s0)) $((t1 - t0)) $((g1 - g0))"
+check_eq "top: $V6_SRC made 3 attempts (2 earlier, 1 now) in $((2 + EXPECTED_SYNS)) SYN packets" \
+    "3 3 $((2 + EXPECTED_SYNS)) $((2 + EXPECTED_SYNS))" \
+    "$(fence top --json --interval 0.1 | jq -r --arg s "$V6_SRC" '.sources[] | select(.source == $s) | "\(.attempts) \(.dropped_attempts) \(.syn_packets) \(.blocked)"')"
 
 # ------------------------------------------------------------ removed rule
 

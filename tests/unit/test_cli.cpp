@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "cli.h"
+#include "cli_commands.h"
+#include "errors.h"
 
 namespace smtpfence {
 namespace {
@@ -84,6 +86,8 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{{"limit", "::/0", "--rate", "5/s"}, "add --force"},
                     BadInput{{"block", "198.51.100.0/24", "0.0.0.0/1"}, "add --force"},
                     BadInput{{"enforce"}, "CIDR"},
+                    BadInput{{"--warn-block-age", "soon", "list"}, "--warn-block-age"},
+                    BadInput{{"--warn-block-age", "3", "status"}, "--warn-block-age"},
                     BadInput{{"boot", "--config", "/nonexistent/smtpfence.conf", "extra"}, "extra"}));
 
 TEST(Cli, HelpExitsZeroAndListsEverySubcommand) {
@@ -130,6 +134,26 @@ TEST(Cli, RestoreOfABadFileExitsTwoBeforeOpeningAnything) {
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_NE(r.err.find("bad.rules:3: "), std::string::npos) << r.err;
     std::filesystem::remove_all(tmpl);
+}
+
+TEST(Cli, WarnBlockAgeIsADurationOrOff) {
+    EXPECT_EQ(parse_warn_block_age("3d"), 3u * 86400);
+    EXPECT_EQ(parse_warn_block_age("36h"), 36u * 3600);
+    EXPECT_EQ(parse_warn_block_age("0"), 0u);
+    EXPECT_EQ(parse_warn_block_age("off"), 0u);
+    EXPECT_THROW(parse_warn_block_age("3"), UsageError);
+    EXPECT_THROW(parse_warn_block_age("-1d"), UsageError);
+    // Valid: parsed, then no instance.
+    CliResult r = run({"--warn-block-age", "5d", "list"});
+    EXPECT_EQ(r.code, 1) << r.err;
+}
+
+TEST(Cli, WarnBlockAgeFromTheEnvironment) {
+    ::setenv("SMTPFENCE_WARN_BLOCK_AGE", "never-ish", 1);
+    CliResult r = run({"list"});
+    ::unsetenv("SMTPFENCE_WARN_BLOCK_AGE");
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find("--warn-block-age"), std::string::npos) << r.err;
 }
 
 TEST(Cli, BootWithoutItsConfigIsARuntimeError) {

@@ -32,6 +32,7 @@ SourceEntry entry(const char* addr, uint16_t port, uint64_t attempts, uint64_t p
     e.key.port = port;
     std::memcpy(e.key.addr, c.addr.data(), 16);
     e.stats.attempts = attempts;
+    e.stats.syn_packets = attempts;  // no retransmissions unless a test says so
     e.stats.passed = passed;
     e.stats.blocked = blocked;
     e.stats.first_seen_ns = first_seen_ns;
@@ -100,17 +101,20 @@ TEST(StatsRates, GlobalAndPerRuleMatchedByPrefix) {
     EXPECT_FALSE(rates.rules[0].has_value());  // new rule: no rate yet
     ASSERT_TRUE(rates.rules[1].has_value());
     EXPECT_DOUBLE_EQ(rates.rules[1]->per_second[0], 10.0);  // matched
-    EXPECT_DOUBLE_EQ(rates.rules[1]->per_second[1], 10.0);  // dropped
+    EXPECT_DOUBLE_EQ(rates.rules[1]->per_second[1], 0.0);   // attempts
+    EXPECT_DOUBLE_EQ(rates.rules[1]->per_second[2], 10.0);  // dropped
 }
 
 TEST(StatsText, TableWithoutAndWithRates) {
     StatsSnapshot before, after;
     before.taken_ns = 10 * kSecond;
     after.taken_ns = 11 * kSecond;
-    after.global = {.seen = 60, .passed = 20, .dropped = 40, .smtp = 50, .smtp_syn = 50, .fragments = 0,
-                    .malformed = 0, .would_drop = 0, .events = 1, .events_suppressed = 0};
-    Rule block = make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0}, 7);
-    before.rules = {make_rule("203.0.113.0/24", Action::Block, {30, 30, 0, 0, 0}, 7)};
+    after.global = {.seen = 60, .passed = 20, .dropped = 40, .smtp = 50, .smtp_syn = 50, .smtp_attempts = 15,
+                    .dropped_attempts = 5, .fragments = 0, .malformed = 0, .would_drop = 0, .events = 1,
+                    .events_suppressed = 0};
+    // 40 SYN packets dropped: 5 attempts, each sent 8 times.
+    Rule block = make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0, 5, 5, 0}, 7);
+    before.rules = {make_rule("203.0.113.0/24", Action::Block, {30, 30, 0, 0, 0, 4, 4, 0}, 7)};
     after.rules = {block};
     EXPECT_EQ(stats_text(after, nullptr, kOffset),
               "smtpfence stats  2026-11-25T22:18:32Z\n"
@@ -120,21 +124,27 @@ TEST(StatsText, TableWithoutAndWithRates) {
               "dropped               40\n"
               "smtp                  50\n"
               "smtp_syn              50\n"
+              "smtp_attempts         15\n"
+              "dropped_attempts       5\n"
               "fragments              0\n"
               "malformed              0\n"
               "would_drop             0\n"
               "events                 1\n"
               "events_suppressed      0\n"
               "\n"
-              "RULE            ACTION  MATCHED  DROPPED  RATE-DROPPED  CONNS-DROPPED  WOULD-DROP\n"
-              "203.0.113.0/24  block        40       40             0              0           0\n");
+              "RULE            ACTION  MATCHED  ATTEMPTS  DROPPED  DROPPED-ATTEMPTS  RATE-DROPPED  CONNS-DROPPED  "
+              "WOULD-DROP  WOULD-DROP-ATTEMPTS\n"
+              "203.0.113.0/24  block        40         5       40                 5             0              0  "
+              "         0                    0\n");
     StatsRates rates = stats_rates(before, after);
     std::string text = stats_text(after, &rates, kOffset);
     EXPECT_NE(text.find("smtpfence stats  2026-11-25T22:18:32Z  rates over 1.0 s\n"), std::string::npos) << text;
     EXPECT_NE(text.find("COUNTER            TOTAL    /S\n"), std::string::npos) << text;
     EXPECT_NE(text.find("dropped               40  40.0\n"), std::string::npos) << text;
-    EXPECT_NE(text.find("203.0.113.0/24  block        40       40             0              0           0\n"
-                        "                /s         10.0     10.0           0.0            0.0         0.0\n"),
+    EXPECT_NE(text.find("203.0.113.0/24  block        40         5       40                 5             0  "
+                        "            0           0                    0\n"
+                        "                /s         10.0       1.0     10.0               1.0           0.0  "
+                        "          0.0         0.0                  0.0\n"),
               std::string::npos)
         << text;
 }
@@ -145,12 +155,13 @@ TEST(StatsLine, OneLineWithTotalsAndRates) {
     after.taken_ns = 12 * kSecond;
     after.global.dropped = 40;
     before.rules = {make_rule("203.0.113.0/24", Action::Block, {0, 0, 0, 0, 0}, 7)};
-    after.rules = {make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0}, 7)};
+    after.rules = {make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0, 6, 6, 0}, 7)};
     StatsRates rates = stats_rates(before, after);
     std::string line = stats_line(after, rates, kOffset);
     EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
     EXPECT_EQ(line.rfind("2026-11-25T22:18:33Z seen=0 (0.0/s) passed=0 (0.0/s) dropped=40 (20.0/s)", 0), 0u) << line;
-    EXPECT_NE(line.find("; block 203.0.113.0/24 matched=40 (20.0/s) dropped=40 (20.0/s) rate_dropped=0 (0.0/s)"),
+    EXPECT_NE(line.find("; block 203.0.113.0/24 matched=40 (20.0/s) attempts=6 (3.0/s) dropped=40 (20.0/s) "
+                        "dropped_attempts=6 (3.0/s) rate_dropped=0 (0.0/s)"),
               std::string::npos)
         << line;
 }
@@ -220,6 +231,20 @@ TEST(ComputeTop, RanksByRateThenTotalThenAddress) {
     EXPECT_EQ(compute_top(before, after, {}, two, 65536).rows.size(), 2u);
 }
 
+TEST(ComputeTop, RanksByAttemptsNotSynPackets) {
+    // A retransmits every attempt 8 times; B makes more attempts, each once.
+    auto before = snapshot(0, {entry("203.0.113.10", 25, 0, 0, 0, 1, 1), entry("198.51.100.10", 25, 0, 0, 0, 1, 1)});
+    auto after = snapshot(kSecond, {entry("203.0.113.10", 25, 5, 0, 40, 1, 9), entry("198.51.100.10", 25, 6, 6, 0, 1, 9)});
+    after.entries[0].stats.syn_packets = 40;
+    TopView view = compute_top(before, after, {}, {}, 65536);
+    ASSERT_EQ(view.rows.size(), 2u);
+    EXPECT_EQ(format_address(view.rows[0].family, view.rows[0].addr), "198.51.100.10");
+    EXPECT_DOUBLE_EQ(view.rows[0].attempts_per_s, 6.0);
+    EXPECT_DOUBLE_EQ(view.rows[1].attempts_per_s, 5.0);
+    EXPECT_DOUBLE_EQ(view.rows[1].syn_packets_per_s, 40.0);
+    EXPECT_EQ(view.rows[1].syn_packets, 40u);
+}
+
 TEST(ComputeTop, AddsUpPortsUnlessOneIsAskedFor) {
     auto before = snapshot(0, {});
     auto after = snapshot(kSecond, {entry("203.0.113.10", 25, 6, 6, 0, 100, 500),
@@ -273,24 +298,29 @@ TEST(TopOutput, TextLineAndJsonHaveTheSameFields) {
     auto after = snapshot(11 * kSecond, {entry("203.0.113.10", 25, 40, 0, 40, 1 * kSecond, 11 * kSecond,
                                                FENCE_VERDICT_BLOCKED, 3, FENCE_ACTION_BLOCK, 24),
                                          entry("2001:db8:1::10", 25, 10, 10, 0, 3 * kSecond, 8 * kSecond)});
+    // A retransmits: 40 attempts in 200 SYN packets (50 of them in the interval).
+    before.entries[0].stats.syn_packets = 150;
+    after.entries[0].stats.syn_packets = 200;
+    after.entries[0].stats.dropped_attempts = 40;
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, {}, 3)};
     TopView view = compute_top(before, after, rules, {}, 65536);
 
     EXPECT_EQ(top_text(view, kOffset),
               "smtpfence top  2026-11-25T22:18:32Z  rates over 1.0 s  2 of 65536 source entries tracked\n"
-              "SOURCE          PORTS  ATTEMPTS/S  ATTEMPTS  PASSED  BLOCKED  LIMITED  WOULD-DROP  FIRST-SEEN  "
-              "LAST-SEEN  LAST     RULE\n"
-              "203.0.113.10    25           10.0        40       0       40        0           0     10s ago     "
-              "0s ago  blocked  block 203.0.113.0/24\n"
-              "2001:db8:1::10  25           10.0        10      10        0        0           0      8s ago     "
-              "3s ago  passed   -\n");
+              "SOURCE          PORTS  ATTEMPTS/S  ATTEMPTS  DROPPED-ATTEMPTS  SYN-PACKETS/S  SYN-PACKETS  PASSED  "
+              "BLOCKED  LIMITED  WOULD-DROP  FIRST-SEEN  LAST-SEEN  LAST     RULE\n"
+              "203.0.113.10    25           10.0        40                40           50.0          200       0  "
+              "     40        0           0     10s ago     0s ago  blocked  block 203.0.113.0/24\n"
+              "2001:db8:1::10  25           10.0        10                 0           10.0           10      10  "
+              "      0        0           0      8s ago     3s ago  passed   -\n");
     // Equal rates (10/s): the bigger total comes first.
     EXPECT_EQ(format_address(view.rows[0].family, view.rows[0].addr), "203.0.113.10");
 
     EXPECT_EQ(top_line(view, kOffset),
-              "2026-11-25T22:18:32Z 2/65536 tracked: 203.0.113.10 ports=25 10.0/s attempts=40 passed=0 "
-              "blocked=40 limited=0 would_drop=0 last=blocked rule=block:203.0.113.0/24; 2001:db8:1::10 ports=25 "
-              "10.0/s attempts=10 passed=10 blocked=0 limited=0 would_drop=0 last=passed\n");
+              "2026-11-25T22:18:32Z 2/65536 tracked: 203.0.113.10 ports=25 10.0/s attempts=40 dropped_attempts=40 "
+              "syn_packets=200 (50.0/s) passed=0 blocked=40 limited=0 would_drop=0 last=blocked "
+              "rule=block:203.0.113.0/24; 2001:db8:1::10 ports=25 10.0/s attempts=10 dropped_attempts=0 "
+              "syn_packets=10 (10.0/s) passed=10 blocked=0 limited=0 would_drop=0 last=passed\n");
 
     auto j = top_json(view, kOffset);
     EXPECT_EQ(j["time"], "2026-11-25T22:18:32Z");
@@ -302,13 +332,17 @@ TEST(TopOutput, TextLineAndJsonHaveTheSameFields) {
     const auto& s = j["sources"][0];
     std::vector<std::string> keys;
     for (auto it = s.begin(); it != s.end(); ++it) keys.push_back(it.key());
-    EXPECT_EQ(keys, (std::vector<std::string>{"source", "family", "ports", "attempts_per_s", "attempts", "passed",
+    EXPECT_EQ(keys, (std::vector<std::string>{"source", "family", "ports", "attempts_per_s", "attempts",
+                                              "dropped_attempts", "syn_packets_per_s", "syn_packets", "passed",
                                               "blocked", "limited", "would_drop", "first_seen", "last_seen",
                                               "last_verdict", "rule"}));
     EXPECT_EQ(s["source"], "203.0.113.10");
     EXPECT_EQ(s["family"], "ipv4");
     EXPECT_EQ(s["ports"], nlohmann::ordered_json::array({25}));
     EXPECT_EQ(s["attempts"], 40);
+    EXPECT_EQ(s["dropped_attempts"], 40);
+    EXPECT_EQ(s["syn_packets"], 200);
+    EXPECT_DOUBLE_EQ(s["syn_packets_per_s"].get<double>(), 50.0);
     EXPECT_EQ(s["blocked"], 40);
     EXPECT_EQ(s["first_seen"], "2026-11-25T22:18:22Z");
     EXPECT_EQ(s["last_seen"], "2026-11-25T22:18:32Z");

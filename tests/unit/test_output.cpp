@@ -5,11 +5,12 @@
 namespace smtpfence {
 namespace {
 
-Rule make_rule(const char* cidr, Action action, uint64_t matched, uint64_t dropped, const char* reason) {
+Rule make_rule(const char* cidr, Action action, uint64_t matched, uint64_t dropped, const char* reason,
+               uint64_t attempts = 0, uint64_t dropped_attempts = 0) {
     Rule r;
     r.cidr = parse_cidr(cidr).cidr;
     r.action = action;
-    r.counters = {matched, dropped, 0, 0};
+    r.counters = {.matched = matched, .dropped = dropped, .attempts = attempts, .dropped_attempts = dropped_attempts};
     r.created_unix = 1795600000;
     r.created_by = "alice";
     r.origin = "mx1";
@@ -38,21 +39,25 @@ TEST(RulesText, EmptySaysEverySourceMayConnect) {
 }
 
 TEST(RulesText, AlignsColumnsAndRightAlignsCounters) {
-    std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 1234, 1234, "notifier storm"),
-                            make_rule("2001:db8::20", Action::Allow, 7, 0, "")};
+    std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 1234, 1234, "notifier storm", 200, 200),
+                            make_rule("2001:db8::20", Action::Allow, 7, 0, "", 7, 0)};
     EXPECT_EQ(rules_text(rules, 1795600000 + 300),
-              "ACTION  SOURCE            MATCHED  DROPPED  AGE  EXPIRES  BY     FROM  REASON\n"
-              "block   203.0.113.0/24       1234     1234  5m   never    alice  mx1   notifier storm\n"
-              "allow   2001:db8::20/128        7        0  5m   never    alice  mx1   -\n");
+              "ACTION  SOURCE            MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     FROM  "
+              "REASON\n"
+              "block   203.0.113.0/24       1234     1234       200               200  5m   never    alice  mx1   "
+              "notifier storm\n"
+              "allow   2001:db8::20/128        7        0         7                 0  5m   never    alice  mx1   -\n");
 }
 
 TEST(RuleJson, HasTheSameFieldsAsTheText) {
-    auto j = rule_json(make_rule("198.51.100.0/22", Action::Block, 3, 2, "upstream backlog"));
+    auto j = rule_json(make_rule("198.51.100.0/22", Action::Block, 3, 2, "upstream backlog", 1, 1));
     EXPECT_EQ(j["cidr"], "198.51.100.0/22");
     EXPECT_EQ(j["family"], "ipv4");
     EXPECT_EQ(j["action"], "block");
     EXPECT_EQ(j["matched"], 3);
     EXPECT_EQ(j["dropped"], 2);
+    EXPECT_EQ(j["attempts"], 1);
+    EXPECT_EQ(j["dropped_attempts"], 1);
     EXPECT_EQ(j["created_unix"], 1795600000);
     EXPECT_EQ(j["created"], "2026-11-25T09:46:40Z");
     EXPECT_EQ(j["created_by"], "alice");
@@ -71,16 +76,17 @@ Rule make_limit(const char* cidr, rule_counters counters, LimitSpec limit, uint6
 
 // 5/s burst 5 per rule, as in the README.
 Rule upstream_limit() {
-    return make_limit("198.51.100.0/22", {40, 23, 23, 0}, {200'000'000, 5, 0, 22}, 1,
+    return make_limit("198.51.100.0/22", {40, 23, 23, 0, 0, 24, 7, 0}, {200'000'000, 5, 0, 22}, 1,
                       "upstream unloading its backlog");
 }
 // 10/min burst 3, at most 2 open, per /56.
 Rule v6_limit() {
-    return make_limit("2001:db8:bad::/48", {1234, 1000, 600, 400}, {6'000'000'000, 3, 2, 56}, 17, "");
+    return make_limit("2001:db8:bad::/48", {1234, 1000, 600, 400, 0, 400, 250, 0}, {6'000'000'000, 3, 2, 56}, 17,
+                      "");
 }
 // At most 3 open per source, no rate.
 Rule conns_limit() {
-    return make_limit("192.0.2.0/24", {5, 0, 0, 0}, {0, 0, 3, 32}, 0, "max-conns only");
+    return make_limit("192.0.2.0/24", {5, 0, 0, 0, 0, 5, 0, 0}, {0, 0, 3, 32}, 0, "max-conns only");
 }
 
 TEST(DescribeLimit, RateCapAndKey) {
@@ -95,24 +101,34 @@ TEST(RulesText, ReadmeLimitExample) {
     Rule r = upstream_limit();
     r.created_by = "root";
     EXPECT_EQ(rules_text({r}, 1795600000 + 3),
-              "ACTION  SOURCE           MATCHED  DROPPED  AGE  EXPIRES  BY    FROM  REASON\n"
-              "limit   198.51.100.0/22       40       23  3s   never    root  mx1   upstream unloading its backlog\n"
-              "        ↳ 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by rate 23, by max-conns 0\n");
+              "ACTION  SOURCE           MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY    FROM  "
+              "REASON\n"
+              "limit   198.51.100.0/22       40       23        24                 7  3s   never    root  mx1   "
+              "upstream unloading its backlog\n"
+              "        ↳ 5/s burst 5 per rule; 1 key tracked; SYN packets allowed 17, dropped by rate 23, by "
+              "max-conns 0; attempts 24, dropped 7\n");
 }
 
 TEST(RulesText, LimitRulesGetASecondLineWithTermsKeysAndCounters) {
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 10, 10, "storm"), upstream_limit(), v6_limit(),
                             conns_limit()};
     EXPECT_EQ(rules_text(rules, 1795600000 + 3),
-              "ACTION  SOURCE             MATCHED  DROPPED  AGE  EXPIRES  BY     FROM  REASON\n"
-              "block   203.0.113.0/24          10       10  3s   never    alice  mx1   storm\n"
-              "limit   198.51.100.0/22         40       23  3s   never    alice  mx1   upstream unloading its backlog\n"
-              "        ↳ 5/s burst 5 per rule; 1 key tracked; allowed 17, dropped by rate 23, by max-conns 0\n"
-              "limit   2001:db8:bad::/48     1234     1000  3s   never    alice  mx1   -\n"
-              "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; allowed 234, dropped by rate 600, "
-              "by max-conns 400\n"
-              "limit   192.0.2.0/24             5        0  3s   never    alice  mx1   max-conns only\n"
-              "        ↳ at most 3 open per source; 0 keys tracked; allowed 5, dropped by rate 0, by max-conns 0\n");
+              "ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     FROM  "
+              "REASON\n"
+              "block   203.0.113.0/24          10       10         0                 0  3s   never    alice  mx1   "
+              "storm\n"
+              "limit   198.51.100.0/22         40       23        24                 7  3s   never    alice  mx1   "
+              "upstream unloading its backlog\n"
+              "        ↳ 5/s burst 5 per rule; 1 key tracked; SYN packets allowed 17, dropped by rate 23, by "
+              "max-conns 0; attempts 24, dropped 7\n"
+              "limit   2001:db8:bad::/48     1234     1000       400               250  3s   never    alice  mx1   "
+              "-\n"
+              "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; SYN packets allowed 234, dropped "
+              "by rate 600, by max-conns 400; attempts 400, dropped 250\n"
+              "limit   192.0.2.0/24             5        0         5                 0  3s   never    alice  mx1   "
+              "max-conns only\n"
+              "        ↳ at most 3 open per source; 0 keys tracked; SYN packets allowed 5, dropped by rate 0, by "
+              "max-conns 0; attempts 5, dropped 0\n");
 }
 
 TEST(RuleJson, LimitObjectForALimitRule) {
@@ -125,6 +141,9 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"matched", 40},
         {"dropped", 23},
         {"would_drop", 0},
+        {"attempts", 24},
+        {"dropped_attempts", 7},
+        {"would_drop_attempts", 0},
         {"limit",
          {{"rate", "5/s"},
           {"interval_ns", 200000000},
@@ -145,6 +164,7 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"expires", ""},
         {"expires_in_s", nullptr},
         {"rule_id", 0},
+        {"age_warning", false},
     };
     EXPECT_EQ(j.dump(), expected.dump());  // same fields, same order
 
@@ -184,7 +204,8 @@ StatusView sample_status() {
                 make_rule("203.0.113.20", Action::Allow, 0, 0, ""),
                 make_rule("2001:db8::/32", Action::Block, 0, 0, "")};
     st.capacity = 65536;
-    st.counters = {100, 90, 10, 30, 12, 1, 2};
+    st.counters = {.seen = 100, .passed = 90, .dropped = 10, .smtp = 30, .smtp_syn = 12, .smtp_attempts = 4,
+                   .dropped_attempts = 3, .fragments = 1, .malformed = 2};
     return st;
 }
 
@@ -200,6 +221,8 @@ TEST(StatusJson, CountsRulesPerFamilyAndAction) {
     EXPECT_EQ(j["rules"]["capacity"], 65536);
     EXPECT_EQ(j["counters"]["seen"], 100);
     EXPECT_EQ(j["counters"]["smtp_syn"], 12);
+    EXPECT_EQ(j["counters"]["smtp_attempts"], 4);
+    EXPECT_EQ(j["counters"]["dropped_attempts"], 3);
     EXPECT_EQ(j["counters"]["malformed"], 2);
 }
 
@@ -237,8 +260,8 @@ TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
     std::vector<std::string> keys;
     for (const auto& [key, value] : j.items()) keys.push_back(key);
     EXPECT_EQ(keys, (std::vector<std::string>{"version", "layout_version", "pin_dir", "program_id", "interfaces",
-                                              "ports", "rules", "limits", "rule_list", "state_file", "counters",
-                                              "warnings"}));
+                                              "ports", "rules", "limits", "rule_list", "warn_block_age_s",
+                                              "state_file", "counters", "warnings"}));
 }
 
 TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
@@ -247,13 +270,20 @@ TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
     st.now_unix = 1795600000 + 3;
     std::string text = status_text(st);
     EXPECT_NE(text.find("IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
-                        "  ACTION  SOURCE             MATCHED  DROPPED  AGE  EXPIRES  BY     FROM  REASON\n"
-                        "  block   203.0.113.0/24           0        0  3s   never    alice  mx1   storm\n"),
+                        "  ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     "
+                        "FROM  REASON\n"
+                        "  block   203.0.113.0/24           0        0         0                 0  3s   never    alice  "
+                        "mx1   storm\n"),
               std::string::npos)
         << text;
     EXPECT_NE(text.find("          ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
-                        "allowed 234, dropped by rate 600, by max-conns 400\n"
+                        "SYN packets allowed 234, dropped by rate 600, by max-conns 400; attempts 400, dropped 250\n"
                         "packets:"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("packets:    seen 100, passed 90, dropped 10; SMTP 30 (SYN packets 12, a dry run would have "
+                        "dropped 0), port-less fragments 1, malformed 2\n"
+                        "attempts:   4 SMTP connection attempts (a retransmitted SYN counts once), 3 dropped\n"),
               std::string::npos)
         << text;
 }
@@ -305,17 +335,95 @@ TEST(RulesText, ShowsTimeLeftAndDryRuns) {
     Rule r = make_rule("203.0.113.0/24", Action::Block, 9, 0, "maybe");
     r.dry_run = true;
     r.counters.would_drop = 9;
+    r.counters.attempts = 2;
+    r.counters.would_drop_attempts = 2;
     r.expires_unix = 1795600000 + 90 * 60;
     EXPECT_EQ(rules_text({r}, 1795600000 + 60),
-              "ACTION           SOURCE          MATCHED  DROPPED  AGE  EXPIRES   BY     FROM  REASON\n"
-              "block (dry run)  203.0.113.0/24        9        0  1m   in 1h29m  alice  mx1   maybe\n"
-              "        ↳ dry run: would have dropped 9; drops nothing (`smtpfence enforce 203.0.113.0/24` makes it "
-              "live)\n");
+              "ACTION           SOURCE          MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES   BY     "
+              "FROM  REASON\n"
+              "block (dry run)  203.0.113.0/24        9        0         2                 0  1m   in 1h29m  alice  "
+              "mx1   maybe\n"
+              "        ↳ dry run: would have dropped 9 SYN packets (2 attempts); drops nothing (`smtpfence enforce "
+              "203.0.113.0/24` makes it live)\n");
     auto j = rule_json(r, 1795600000 + 60);
     EXPECT_EQ(j["dry_run"], true);
     EXPECT_EQ(j["would_drop"], 9);
+    EXPECT_EQ(j["would_drop_attempts"], 2);
     EXPECT_EQ(j["expires"], "2026-11-25T11:16:40Z");
     EXPECT_EQ(j["expires_in_s"], 89 * 60);
+}
+
+// ------------------------------------------------------------------- old blocks
+
+constexpr uint64_t kDay = 86400;
+
+TEST(BlockTooOld, LiveBlocksPastTheThresholdOnly) {
+    Rule block = make_rule("203.0.113.0/24", Action::Block, 0, 0, "storm");
+    const uint64_t created = block.created_unix;
+    EXPECT_FALSE(block_too_old(block, created + 3 * kDay, 3 * kDay)) << "exactly 3d is not older than 3d";
+    EXPECT_TRUE(block_too_old(block, created + 3 * kDay + 1, 3 * kDay));
+    EXPECT_FALSE(block_too_old(block, created + 30 * kDay, 0)) << "0: never warn";
+    EXPECT_TRUE(block_too_old(block, created + 2 * kDay, kDay)) << "the threshold is configurable";
+    Rule dry = block;
+    dry.dry_run = true;
+    EXPECT_FALSE(block_too_old(dry, created + 9 * kDay, 3 * kDay)) << "a dry run defers nothing";
+    EXPECT_FALSE(block_too_old(upstream_limit(), created + 9 * kDay, 3 * kDay)) << "a limit defers only the excess";
+    EXPECT_FALSE(block_too_old(make_rule("203.0.113.20", Action::Allow, 0, 0, ""), created + 9 * kDay, 3 * kDay));
+    Rule unknown = block;
+    unknown.created_unix = 0;
+    EXPECT_FALSE(block_too_old(unknown, created + 9 * kDay, 3 * kDay)) << "no creation time, no age";
+}
+
+TEST(RulesText, MarksABlockOlderThanTheThreshold) {
+    std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 80, 80, "storm", 10, 10),
+                            make_rule("203.0.113.20", Action::Allow, 3, 0, "their MX", 3, 0)};
+    const uint64_t now = 1795600000 + 4 * kDay + 2 * 3600;
+    EXPECT_EQ(rules_text(rules, now, 3 * kDay),
+              "ACTION  SOURCE           MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE     EXPIRES  BY     FROM  "
+              "REASON\n"
+              "block   203.0.113.0/24        80       80        10                10  4d2h !  never    alice  mx1   "
+              "storm\n"
+              "        ↳ ! blocked for 4d2h, longer than 3d: senders bounce deferred mail when their queue lifetime "
+              "ends (Postfix 5d, Exim about 4d)\n"
+              "allow   203.0.113.20/32        3        0         3                 0  4d2h    never    alice  mx1   "
+              "their MX\n");
+    EXPECT_EQ(rules_text(rules, now, 5 * kDay).find('!'), std::string::npos) << "not older than 5d";
+    EXPECT_EQ(rules_text(rules, now, 0).find('!'), std::string::npos);
+    auto j = rules_json(rules, now, 3 * kDay);
+    EXPECT_EQ(j["rules"][0]["age_warning"], true);
+    EXPECT_EQ(j["rules"][1]["age_warning"], false);
+    EXPECT_EQ(rules_json(rules, now, 5 * kDay)["rules"][0]["age_warning"], false);
+}
+
+TEST(StatusWarnings, BlocksOlderThanTheThreshold) {
+    StatusView st = sample_status();
+    st.state = {"/var/lib/smtpfence/smtpfence.rules", true, "", 3, 0, false, 1795600000};
+    st.now_unix = 1795600000 + 4 * kDay;
+    st.rules[2].created_unix = 1795600000 + 2 * kDay;  // 2001:db8::/32: 2 days old
+    st.warn_block_age_s = 3 * kDay;
+    auto w = status_warnings(st);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0], "1 block is older than 3d: 203.0.113.0/24 (4d); senders bounce the mail a block defers when "
+                    "their queue lifetime ends (Postfix 5d, Exim about 4d): lift or narrow it (`smtpfence remove "
+                    "CIDR`); --warn-block-age sets the threshold");
+    st.warn_block_age_s = kDay;
+    w = status_warnings(st);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].rfind("2 blocks are older than 1d: 203.0.113.0/24 (4d), 2001:db8::/32 (2d); ", 0), 0u) << w[0];
+    st.warn_block_age_s = 0;
+    EXPECT_TRUE(status_warnings(st).empty());
+
+    st.warn_block_age_s = 3 * kDay;
+    st.warnings = status_warnings(st);
+    std::string text = status_text(st);
+    EXPECT_NE(text.find("  - 1 block is older than 3d: 203.0.113.0/24 (4d); "), std::string::npos) << text;
+    EXPECT_NE(text.find("  block   203.0.113.0/24 "), std::string::npos) << text;
+    EXPECT_NE(text.find("4d !"), std::string::npos) << text;
+    auto j = status_json(st);
+    EXPECT_EQ(j["warn_block_age_s"], 3 * kDay);
+    EXPECT_EQ(j["warnings"].size(), 1u);
+    EXPECT_EQ(j["rule_list"][0]["age_warning"], true);
+    EXPECT_EQ(j["rule_list"][2]["age_warning"], false);
 }
 
 TEST(StatusText, WarnsWhenNothingIsAttached) {

@@ -1,0 +1,230 @@
+// Connection attempts next to SYN packets: a SYN with the same source, source
+// port, destination port and sequence number as one seen recently is a
+// retransmission of the same attempt. The program counts every SYN packet as
+// before and each attempt once, per rule, per source and globally; the
+// verdict of every SYN is computed as usual (dedupe is counting only).
+// Through bpf_prog_test_run_opts on crafted frames. Needs root; skipped
+// otherwise.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bpf_handles.h"
+#include "bpf_test_support.h"
+#include "cidr.h"
+#include "limit_options.h"
+#include "smtpfence.h"
+
+using namespace smtpfence;
+using namespace smtpfence::bpftest;
+
+namespace {
+
+class Attempts : public PinnedFenceTest {
+protected:
+    void SetUp() override {
+        PinnedFenceTest::SetUp();
+        if (IsSkipped()) return;
+        sources_ = MapRef(open_pinned(pin_dir() + "/" FENCE_MAP_SOURCES), FENCE_MAP_SOURCES);
+        flows_ = MapRef(open_pinned(pin_dir() + "/" FENCE_MAP_SYN_FLOWS), FENCE_MAP_SYN_FLOWS);
+    }
+
+    // A SYN from `src` (either family) with this source port and sequence number.
+    static Bytes syn(const std::string& src, uint16_t sport, uint32_t seq, uint16_t dport = 25) {
+        Bytes l4 = tcp({.dport = dport, .flags = kSyn, .sport = sport, .seq = seq});
+        return is_v6(src) ? v6({.src = src}, l4) : v4({.src = src}, l4);
+    }
+
+    // "P" or "D" per frame.
+    std::string run(const std::vector<Bytes>& frames) const {
+        std::string out;
+        for (const auto& f : frames) out += run_raw(f) == XDP_DROP ? 'D' : 'P';
+        return out;
+    }
+
+    rule_counters rule(const std::string& cidr) const {
+        auto r = fence().find_rule(parse_cidr(cidr).cidr);
+        EXPECT_TRUE(r.has_value()) << cidr;
+        return r ? r->counters : rule_counters{};
+    }
+
+    source_stats source(const std::string& src, uint16_t port = 25) const {
+        Cidr host = parse_cidr(src).cidr;
+        source_key key{};
+        key.family = host.family == Family::V4 ? 4 : 6;
+        key.port = port;
+        std::memcpy(key.addr, host.addr.data(), host.family == Family::V4 ? 4 : 16);
+        source_stats out{};
+        EXPECT_TRUE(sources_.lookup(&key, &out)) << src << " port " << port;
+        return out;
+    }
+
+    MapRef sources_, flows_;
+};
+
+TEST_F(Attempts, ARetransmittedSynCountsOnceAsAnAttemptAndTwiceAsPackets) {
+    add("203.0.113.0/24", Action::Block);
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7), syn("203.0.113.10", 40000, 7)}), "DD")
+        << "the retransmission is dropped too";
+
+    rule_counters c = rule("203.0.113.0/24");
+    EXPECT_EQ(c.matched, 2u);
+    EXPECT_EQ(c.dropped, 2u);
+    EXPECT_EQ(c.attempts, 1u);
+    EXPECT_EQ(c.dropped_attempts, 1u);
+
+    source_stats s = source("203.0.113.10");
+    EXPECT_EQ(s.syn_packets, 2u);
+    EXPECT_EQ(s.attempts, 1u);
+    EXPECT_EQ(s.dropped_attempts, 1u);
+    EXPECT_EQ(s.blocked, 2u) << "verdicts count packets";
+
+    fence_stats g = fence().counters();
+    EXPECT_EQ(g.smtp_syn, 2u);
+    EXPECT_EQ(g.smtp_attempts, 1u);
+    EXPECT_EQ(g.dropped, 2u);
+    EXPECT_EQ(g.dropped_attempts, 1u);
+}
+
+TEST_F(Attempts, ANewSequenceNumberOrSourcePortIsANewAttempt) {
+    add("203.0.113.0/24", Action::Block);
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7), syn("203.0.113.10", 40000, 8),
+                   syn("203.0.113.10", 40001, 7), syn("203.0.113.10", 40001, 7),
+                   syn("203.0.113.11", 40000, 7)}),
+              "DDDDD");
+    rule_counters c = rule("203.0.113.0/24");
+    EXPECT_EQ(c.matched, 5u);
+    EXPECT_EQ(c.attempts, 4u) << "only (40001, 7) was retransmitted; another source is another flow";
+    EXPECT_EQ(c.dropped_attempts, 4u);
+    EXPECT_EQ(source("203.0.113.10").attempts, 3u);
+    EXPECT_EQ(source("203.0.113.10").syn_packets, 4u);
+    EXPECT_EQ(source("203.0.113.11").attempts, 1u);
+}
+
+TEST_F(Attempts, AnotherDestinationPortIsAnotherAttempt) {
+    EXPECT_EQ(run({syn("198.51.100.20", 40000, 7, 25), syn("198.51.100.20", 40000, 7, 587)}), "PP");
+    fence_stats g = fence().counters();
+    EXPECT_EQ(g.smtp_syn, 2u);
+    EXPECT_EQ(g.smtp_attempts, 2u);
+    EXPECT_EQ(g.dropped_attempts, 0u);
+    EXPECT_EQ(source("198.51.100.20", 25).attempts, 1u);
+    EXPECT_EQ(source("198.51.100.20", 587).attempts, 1u);
+}
+
+TEST_F(Attempts, Ipv6) {
+    add("2001:db8:bad::/48", Action::Block);
+    EXPECT_EQ(run({syn("2001:db8:bad::5", 50000, 99), syn("2001:db8:bad::5", 50000, 99),
+                   syn("2001:db8:bad::5", 50000, 99), syn("2001:db8:bad::5", 50001, 99),
+                   syn("2001:db8:1::5", 50000, 99)}),
+              "DDDDP");
+    rule_counters c = rule("2001:db8:bad::/48");
+    EXPECT_EQ(c.matched, 4u);
+    EXPECT_EQ(c.attempts, 2u);
+    EXPECT_EQ(c.dropped_attempts, 2u);
+    source_stats s = source("2001:db8:bad::5");
+    EXPECT_EQ(s.syn_packets, 4u);
+    EXPECT_EQ(s.attempts, 2u);
+    fence_stats g = fence().counters();
+    EXPECT_EQ(g.smtp_syn, 5u);
+    EXPECT_EQ(g.smtp_attempts, 3u);
+    EXPECT_EQ(g.dropped_attempts, 2u);
+}
+
+TEST_F(Attempts, SameSportAndSeqFromAnIpv4AndAnIpv6SourceAreTwoAttempts) {
+    EXPECT_EQ(run({syn("198.51.100.20", 40000, 7), syn("2001:db8:1::5", 40000, 7)}), "PP");
+    EXPECT_EQ(fence().counters().smtp_attempts, 2u);
+}
+
+TEST_F(Attempts, NonSynsAndOtherPortsDoNotTouchTheFlowMap) {
+    run_raw(segment_from("198.51.100.20", kAck, 25));
+    run_raw(segment_from("198.51.100.20", kSyn | kAck, 25));
+    run_raw(syn_from("198.51.100.20", 22));
+    run_raw(later_fragment_from("198.51.100.20"));
+    EXPECT_TRUE(flows_.keys(sizeof(syn_flow_key)).empty());
+    fence_stats g = fence().counters();
+    EXPECT_EQ(g.smtp_attempts, 0u);
+    EXPECT_EQ(g.smtp_syn, 0u);
+    run_raw(syn("198.51.100.20", 40000, 7));
+    auto keys = flows_.keys(sizeof(syn_flow_key));
+    ASSERT_EQ(keys.size(), 1u);
+    syn_flow_key k{};
+    std::memcpy(&k, keys[0].data(), sizeof k);
+    EXPECT_EQ(k.family, 4);
+    EXPECT_EQ(k.sport, 40000);
+    EXPECT_EQ(k.dport, 25);
+    EXPECT_EQ(k.seq, 7u);
+}
+
+TEST_F(Attempts, ALimitJudgesEveryRetransmissionAfresh) {
+    // Dedupe is counting only: a retransmission of a rate-dropped SYN is
+    // judged again (and charged to the bucket when admitted), exactly as
+    // before attempts were counted.
+    LimitSpec limit{.interval_ns = 3600ull * 1000000000ull, .burst = 1, .key_prefixlen = 32};
+    fence().add_rule(parse_cidr("198.51.100.0/24").cidr, Action::Limit, "", "test", limit);
+    EXPECT_EQ(run({syn("198.51.100.7", 40000, 1), syn("198.51.100.7", 40001, 2), syn("198.51.100.7", 40001, 2)}),
+              "PDD");
+    rule_counters c = rule("198.51.100.0/24");
+    EXPECT_EQ(c.matched, 3u);
+    EXPECT_EQ(c.rate_dropped, 2u);
+    EXPECT_EQ(c.attempts, 2u);
+    EXPECT_EQ(c.dropped_attempts, 1u) << "the second attempt; its retransmission adds packets, not attempts";
+    source_stats s = source("198.51.100.7");
+    EXPECT_EQ(s.attempts, 2u);
+    EXPECT_EQ(s.dropped_attempts, 1u);
+    EXPECT_EQ(s.limited, 2u);
+}
+
+TEST_F(Attempts, AnAllowedAttemptRetransmittedAfterABlockIsDroppedButStaysOneAttempt) {
+    // The attempt's first SYN passed; the rule changes before the
+    // retransmission arrives: it is judged by the new rule.
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7)}), "P");
+    add("203.0.113.0/24", Action::Block);
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7)}), "D");
+    rule_counters c = rule("203.0.113.0/24");
+    EXPECT_EQ(c.matched, 1u);
+    EXPECT_EQ(c.attempts, 0u) << "the attempt began before the rule";
+    fence_stats g = fence().counters();
+    EXPECT_EQ(g.smtp_syn, 2u);
+    EXPECT_EQ(g.smtp_attempts, 1u);
+    EXPECT_EQ(g.dropped_attempts, 0u);
+}
+
+TEST_F(Attempts, ADryRunCountsTheAttemptsItWouldDrop) {
+    RuleSpec spec;
+    spec.cidr = parse_cidr("203.0.113.0/24").cidr;
+    spec.action = Action::Block;
+    spec.dry_run = true;
+    spec.created_by = "test";
+    fence().add_rule(spec);
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7), syn("203.0.113.10", 40000, 7), syn("203.0.113.10", 40002, 9)}),
+              "PPP");
+    rule_counters c = rule("203.0.113.0/24");
+    EXPECT_EQ(c.would_drop, 3u);
+    EXPECT_EQ(c.attempts, 2u);
+    EXPECT_EQ(c.would_drop_attempts, 2u);
+    EXPECT_EQ(c.dropped_attempts, 0u);
+    EXPECT_EQ(fence().counters().dropped_attempts, 0u);
+}
+
+TEST_F(Attempts, AFullFlowMapForgetsTheOldestFlowsAndOvercountsNeverUnder) {
+    // Fill the map past its size with distinct flows, then retransmit the
+    // very first one: it was evicted, so it counts as a new attempt.
+    add("203.0.113.0/24", Action::Block);
+    const uint32_t n = FENCE_SYN_FLOW_KEYS + FENCE_SYN_FLOW_KEYS / 4;
+    for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(run_raw(syn("203.0.113.10", 40000, i)), XDP_DROP);
+    EXPECT_LE(flows_.keys(sizeof(syn_flow_key)).size(), static_cast<size_t>(FENCE_SYN_FLOW_KEYS));
+    EXPECT_EQ(fence().counters().smtp_attempts, n);
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 0)}), "D") << "the verdict never depends on the flow map";
+    rule_counters c = rule("203.0.113.0/24");
+    EXPECT_EQ(c.matched, n + 1);
+    EXPECT_EQ(c.attempts, n + 1) << "an evicted flow's retransmission counts again";
+    // The newest flow is still known.
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, n - 1)}), "D");
+    EXPECT_EQ(rule("203.0.113.0/24").attempts, n + 1);
+}
+
+}  // namespace
