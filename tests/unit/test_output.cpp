@@ -86,7 +86,7 @@ Rule v6_limit() {
 }
 // At most 3 open per source, no rate.
 Rule conns_limit() {
-    return make_limit("192.0.2.0/24", {5, 0, 0, 0, 0, 5, 0, 0}, {0, 0, 3, 32}, 0, "max-conns only");
+    return make_limit("10.20.0.0/16", {5, 0, 0, 0, 0, 5, 0, 0}, {0, 0, 3, 32}, 0, "max-conns only");
 }
 
 TEST(DescribeLimit, RateCapAndKey) {
@@ -125,7 +125,7 @@ TEST(RulesText, LimitRulesGetASecondLineWithTermsKeysAndCounters) {
               "-\n"
               "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; SYN packets allowed 234, dropped "
               "by rate 600, by max-conns 400; attempts 400, dropped 250\n"
-              "limit   192.0.2.0/24             5        0         5                 0  3s   never    alice  mx1   "
+              "limit   10.20.0.0/16             5        0         5                 0  3s   never    alice  mx1   "
               "max-conns only\n"
               "        ↳ at most 3 open per source; 0 keys tracked; SYN packets allowed 5, dropped by rate 0, by "
               "max-conns 0; attempts 5, dropped 0\n");
@@ -254,7 +254,7 @@ TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
     EXPECT_EQ(limits[1]["cidr"], "2001:db8:bad::/48");
     EXPECT_EQ(limits[1]["limit"]["per"], "/56");
     EXPECT_EQ(limits[1]["limit"]["conns_dropped"], 400);
-    EXPECT_EQ(limits[2]["cidr"], "192.0.2.0/24");
+    EXPECT_EQ(limits[2]["cidr"], "10.20.0.0/16");
     EXPECT_TRUE(limits[2]["limit"]["rate"].is_null());
     // The key order of the whole document.
     std::vector<std::string> keys;
