@@ -182,7 +182,7 @@ nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix, uint64_t w
         {"origin", rule.origin},
         {"reason", rule.reason},
         {"expires_unix", rule.expires_unix},
-        {"expires", rule.expires_unix ? format_utc(rule.expires_unix) : ""},
+        {"expires", rule.expires_unix ? nlohmann::ordered_json(format_utc(rule.expires_unix)) : nlohmann::ordered_json(nullptr)},
         {"expires_in_s", expires_in},
         {"rule_id", rule.rule_id},
         {"age_warning", block_too_old(rule, now_unix, warn_block_age_s)},

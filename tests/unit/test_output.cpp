@@ -161,7 +161,7 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"origin", "mx1"},
         {"reason", "upstream unloading its backlog"},
         {"expires_unix", 0},
-        {"expires", ""},
+        {"expires", nullptr},
         {"expires_in_s", nullptr},
         {"rule_id", 0},
         {"age_warning", false},
