@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "errors.h"
+#include "line_files.h"
 
 namespace smtpfence {
 
@@ -43,49 +44,39 @@ std::string absolute_path(std::string_view key, std::string_view value) {
 BootConfig parse_boot_config(std::string_view text, const std::string& source) {
     BootConfig cfg;
     bool has_interfaces = false;
-    size_t line_no = 0, pos = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++line_no;
+    for_each_line(text, source, [&](std::string_view line) {
         if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
         line = trim(line);
-        if (line.empty()) continue;
-        try {
-            size_t eq = line.find('=');
-            if (eq == std::string_view::npos) throw UsageError("expected `key = value`, e.g. interfaces = eth0");
-            std::string_view key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
-            if (key == "interfaces") {
-                cfg.interfaces = split_names(value);
-                has_interfaces = true;
-            } else if (key == "mode") {
-                if (value != "auto" && value != "native" && value != "generic") {
-                    throw UsageError("mode '" + std::string(value) + "' is not one of auto, native, generic");
-                }
-                cfg.mode = value;
-            } else if (key == "ports") {
-                cfg.ports = parse_port_list(value);
-            } else if (key == "pin_dir") {
-                cfg.pin_dir = absolute_path(key, value);
-            } else if (key == "state_dir") {
-                cfg.state_dir = absolute_path(key, value);
-            } else if (key == "max_rules") {
-                uint32_t n = 0;
-                auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-                if (ec != std::errc{} || ptr != value.data() + value.size() || n < 16 || n > (1u << 24)) {
-                    throw UsageError("max_rules must be a whole number from 16 to 16777216");
-                }
-                cfg.max_rules = n;
-            } else {
-                throw UsageError("unknown setting '" + std::string(key) +
-                                 "'; the settings are interfaces, mode, ports, pin_dir, state_dir, max_rules");
+        if (line.empty()) return;
+        size_t eq = line.find('=');
+        if (eq == std::string_view::npos) throw UsageError("expected `key = value`, e.g. interfaces = eth0");
+        std::string_view key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+        if (key == "interfaces") {
+            cfg.interfaces = split_names(value);
+            has_interfaces = true;
+        } else if (key == "mode") {
+            if (value != "auto" && value != "native" && value != "generic") {
+                throw UsageError("mode '" + std::string(value) + "' is not one of auto, native, generic");
             }
-        } catch (const UsageError& e) {
-            throw UsageError(source + ":" + std::to_string(line_no) + ": " + e.what());
+            cfg.mode = value;
+        } else if (key == "ports") {
+            cfg.ports = parse_port_list(value);
+        } else if (key == "pin_dir") {
+            cfg.pin_dir = absolute_path(key, value);
+        } else if (key == "state_dir") {
+            cfg.state_dir = absolute_path(key, value);
+        } else if (key == "max_rules") {
+            uint32_t n = 0;
+            auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc{} || ptr != value.data() + value.size() || n < 16 || n > (1u << 24)) {
+                throw UsageError("max_rules must be a whole number from 16 to 16777216");
+            }
+            cfg.max_rules = n;
+        } else {
+            throw UsageError("unknown setting '" + std::string(key) +
+                             "'; the settings are interfaces, mode, ports, pin_dir, state_dir, max_rules");
         }
-    }
+    });
     if (!has_interfaces || cfg.interfaces.empty()) {
         throw UsageError(source + ": no interfaces: name the ones to guard, e.g. `interfaces = eth0`");
     }

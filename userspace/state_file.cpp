@@ -15,6 +15,7 @@
 
 #include "durations.h"
 #include "errors.h"
+#include "line_files.h"
 #include "limit_options.h"
 #include "output.h"
 #include "rule_options.h"
@@ -188,34 +189,23 @@ std::string format_rule_set(const PortSet& ports, const std::vector<Rule>& rules
 RuleSet parse_rule_set(std::string_view text, const std::string& source) {
     RuleSet set;
     std::set<Cidr> seen;
-    size_t line_no = 0;
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++line_no;
-        try {
-            std::vector<std::string> words = split_words(line);
-            if (words.empty()) continue;
-            if (words[0] == "ports") {
-                if (words.size() != 2) throw UsageError("ports takes one list, e.g. ports 25,465,587");
-                if (set.ports) throw UsageError("ports is given twice");
-                set.ports = parse_port_list(words[1]);
-            } else if (words[0] == "block" || words[0] == "allow" || words[0] == "limit") {
-                RuleSpec spec = parse_rule_words(words);
-                if (!seen.insert(spec.cidr).second) {
-                    throw UsageError("a second rule for " + format_cidr(spec.cidr) + ": a prefix has one rule");
-                }
-                set.rules.push_back(std::move(spec));
-            } else {
-                throw UsageError("'" + words[0] + "' is not a rule: lines are block, allow, limit or ports");
+    for_each_line(text, source, [&](std::string_view line) {
+        std::vector<std::string> words = split_words(line);
+        if (words.empty()) return;
+        if (words[0] == "ports") {
+            if (words.size() != 2) throw UsageError("ports takes one list, e.g. ports 25,465,587");
+            if (set.ports) throw UsageError("ports is given twice");
+            set.ports = parse_port_list(words[1]);
+        } else if (words[0] == "block" || words[0] == "allow" || words[0] == "limit") {
+            RuleSpec spec = parse_rule_words(words);
+            if (!seen.insert(spec.cidr).second) {
+                throw UsageError("a second rule for " + format_cidr(spec.cidr) + ": a prefix has one rule");
             }
-        } catch (const UsageError& e) {
-            throw UsageError(source + ":" + std::to_string(line_no) + ": " + e.what());
+            set.rules.push_back(std::move(spec));
+        } else {
+            throw UsageError("'" + words[0] + "' is not a rule: lines are block, allow, limit or ports");
         }
-    }
+    });
     return set;
 }
 
