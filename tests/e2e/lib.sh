@@ -255,6 +255,31 @@ start_listener() {
     fi
 }
 
+# start_serve ADDR:PORT: `smtpfence serve` in the host namespace (so it reads
+# this run's pins), dying with this shell; sets SERVE_PID and SERVE_OUT and
+# returns once it says it is serving (5 s deadline).
+start_serve() {
+    SERVE_OUT=$E2E_TMP/serve.out
+    nsenter --net="$NETNS_DIR/$HOST_NS" -- setpriv --pdeathsig TERM -- "$SMTPFENCE" serve --listen "$1" \
+        >"$SERVE_OUT" 2>&1 &
+    SERVE_PID=$!
+    E2E_PIDS+=("$SERVE_PID")
+    wait_until 5 grep -q '^serving http://' "$SERVE_OUT" || e2e_die "serve did not start: $(cat "$SERVE_OUT")"
+}
+
+# stop_serve: SIGTERM to the server of start_serve; checks that it exits 0
+# within 3 s and printed nothing but its "serving" line.
+stop_serve() {
+    kill -TERM "$SERVE_PID"
+    if wait_until 3 bash -c "! kill -0 $SERVE_PID 2>/dev/null"; then
+        wait "$SERVE_PID"
+        check_eq "serve exits 0 on SIGTERM" 0 "$?"
+    else
+        e2e_fail "serve still runs 3 s after SIGTERM"
+    fi
+    check_eq "serve printed no errors" "" "$(grep -v '^serving http://' "$SERVE_OUT")"
+}
+
 # probe SRC DST PORT: one connection attempt from the sender namespace, bound
 # to SRC. Its stdout/stderr pass through; returns tcpprobe's exit code.
 probe() { probe_from "$SENDER_NS" "$@"; }

@@ -122,12 +122,7 @@ check_eq "events: a second reader finds the buffer drained" "" "$(fence events -
 # ------------------------------------------------------------ serve
 
 e2e_log "serve --listen $LISTEN (in $HOST_NS)"
-SERVE_OUT=$E2E_TMP/serve.out
-nsenter --net="$NETNS_DIR/$HOST_NS" -- setpriv --pdeathsig TERM -- "$SMTPFENCE" serve --listen "$LISTEN" \
-    >"$SERVE_OUT" 2>&1 &
-SERVE_PID=$!
-E2E_PIDS+=("$SERVE_PID")
-wait_until 5 grep -q '^serving http://' "$SERVE_OUT" || e2e_die "serve did not start: $(cat "$SERVE_OUT")"
+start_serve "$LISTEN"
 
 BODY=$E2E_TMP/metrics.txt
 check_eq "GET /metrics: 200" 200 "$(http_get /metrics "$BODY")"
@@ -295,13 +290,6 @@ check_match "top (text) says removed" "$A ports=25 .* rule=block:203\.0\.113\.0/
     "$(fence top --interval 0.1 --count 1)"
 
 e2e_log "serve stops on SIGTERM"
-kill -TERM "$SERVE_PID"
-if wait_until 3 bash -c "! kill -0 $SERVE_PID 2>/dev/null"; then
-    wait "$SERVE_PID"
-    check_eq "serve exits 0 on SIGTERM" 0 "$?"
-else
-    e2e_fail "serve still runs 3 s after SIGTERM"
-fi
-check_eq "serve printed no errors" "" "$(grep -v '^serving http://' "$SERVE_OUT")"
+stop_serve
 
 e2e_finish

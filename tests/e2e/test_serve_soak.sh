@@ -32,12 +32,7 @@ LISTEN=127.0.0.1:9464
 start_listener 25
 expect_exit 0 "attach $HOST_IF" fence attach "$HOST_IF"
 
-SERVE_OUT=$E2E_TMP/serve.out
-nsenter --net="$NETNS_DIR/$HOST_NS" -- setpriv --pdeathsig TERM -- "$SMTPFENCE" serve --listen "$LISTEN" \
-    >"$SERVE_OUT" 2>&1 &
-SERVE_PID=$!
-E2E_PIDS+=("$SERVE_PID")
-wait_until 5 grep -q '^serving http://' "$SERVE_OUT" || e2e_die "serve did not start: $(cat "$SERVE_OUT")"
+start_serve "$LISTEN"
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVE_PID/status"; }
 
@@ -143,13 +138,6 @@ else
     e2e_fail "RSS went from '${rss_start}' kB to '${rss_end}' kB (limit: + $MAX_RSS_GROWTH_KB kB)"
 fi
 
-kill -TERM "$SERVE_PID"
-if wait_until 3 bash -c "! kill -0 $SERVE_PID 2>/dev/null"; then
-    wait "$SERVE_PID"
-    check_eq "serve exits 0 on SIGTERM" 0 "$?"
-else
-    e2e_fail "serve still runs 3 s after SIGTERM"
-fi
-check_eq "serve printed no errors" "" "$(grep -v '^serving http://' "$SERVE_OUT")"
+stop_serve
 
 e2e_finish
