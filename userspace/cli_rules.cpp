@@ -76,9 +76,9 @@ int attach_and_report(const CliContext& ctx, const std::vector<std::string>& int
         }
         out << '\n';
     }
-    out << "guarding SMTP ports " << format_port_list(fence.ports()) << "; " << fence.rules().size()
-        << " rules in force\n";
-    if (fence.rules().empty()) {
+    const size_t in_force = fence.rules().size();
+    out << "guarding SMTP ports " << format_port_list(fence.ports()) << "; " << in_force << " rules in force\n";
+    if (in_force == 0) {
         // Fresh maps (after a reboot, say) next to a saved rule set: the first
         // change would overwrite the file with the empty set.
         std::string path = state_file_path(ctx.state_dir, ctx.pin_dir);
