@@ -200,13 +200,14 @@ struct judges {
 /*
  * The longest prefix decides, except that an expired rule (its deadline is
  * kept here, in the kernel, so it ends even when no smtpfence process runs)
- * and a dry-run rule step aside for the next broader rule.
+ * and a dry-run rule step aside for the next broader rule. `now` is the
+ * CLOCK_BOOTTIME the caller already read, or 0: then it is read when a rule
+ * with a deadline is met.
  */
-static __always_inline struct judges find_judges(const struct packet *pkt)
+static __always_inline struct judges find_judges(const struct packet *pkt, __u64 now)
 {
 	struct judges j = {};
 	__u32 prefixlen = pkt->family == 4 ? 32 : 128;
-	__u64 now = 0;
 
 #pragma unroll
 	for (int i = 0; i < FENCE_MAX_RULE_LAYERS; i++) {
@@ -694,7 +695,7 @@ int smtpfence_xdp(struct xdp_md *ctx)
 		break;
 	}
 
-	struct judges j = find_judges(&pkt);
+	struct judges j = find_judges(&pkt, now);
 	enum fence_verdict verdict = FENCE_VERDICT_PASSED;
 	const struct rule_value *decider = j.live;
 
@@ -767,7 +768,7 @@ static __always_inline void charge_connection(struct bpf_sock_ops *skops, const 
 		return;
 	}
 
-	struct rule_value *rule = find_judges(&pkt).live;
+	struct rule_value *rule = find_judges(&pkt, 0).live;
 
 	if (!rule || rule->action != FENCE_ACTION_LIMIT || !rule->max_conns)
 		return;
