@@ -42,9 +42,9 @@ std::string command_names(const std::vector<Command>& commands) {
 uint64_t parse_warn_block_age(const std::string& text) {
     if (text == "0" || text == "off") return 0;
     try {
-        return parse_duration(text);
+        return parse_duration(text, "--warn-block-age");
     } catch (const UsageError& e) {
-        throw UsageError(std::string("--warn-block-age: ") + e.what() + " (or 0 or off: never warn)");
+        throw UsageError(std::string(e.what()) + " (or 0 or off: never warn)");
     }
 }
 

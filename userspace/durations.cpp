@@ -51,9 +51,9 @@ uint64_t clock_ns(clockid_t clock) {
 
 }  // namespace
 
-uint64_t parse_duration(std::string_view text) {
-    const std::string quoted = "--for '" + std::string(text) + "'";
-    if (text.empty()) throw UsageError("--for needs a duration, " + std::string(kDurationExample));
+uint64_t parse_duration(std::string_view text, std::string_view option) {
+    const std::string quoted = std::string(option) + " '" + std::string(text) + "'";
+    if (text.empty()) throw UsageError(std::string(option) + " needs a duration, " + std::string(kDurationExample));
     uint64_t total = 0;
     size_t pos = 0;
     std::string seen_units;

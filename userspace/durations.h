@@ -14,8 +14,9 @@ namespace smtpfence {
 inline constexpr uint64_t kMaxLifetimeSeconds = 10ull * 366 * 86400;
 
 // Parses "90s", "90m", "2h", "1h30m", "2d12h" (units d, h, m, s; whole numbers;
-// at least 1 s, at most kMaxLifetimeSeconds). Throws UsageError with an example.
-uint64_t parse_duration(std::string_view text);
+// at least 1 s, at most kMaxLifetimeSeconds). Throws UsageError naming
+// `option` (the option the text came from), with an example.
+uint64_t parse_duration(std::string_view text, std::string_view option = "--for");
 
 // Parses an absolute deadline: "2026-12-01T08:00", "2026-12-01T08:00:30", or
 // either with a zone: "Z" or "+02:00"/"-05:00". Without a zone it is this
