@@ -152,6 +152,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } event_clock SEC(".maps");
 
+/* Paced rules' clocks and counters, by rule slot (sized like rule_counters). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_pace);
+	__uint(max_entries, 2 * FENCE_DEFAULT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_pace SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pace_flow_key);
+	__type(value, struct pace_flow);
+	__uint(max_entries, FENCE_PACE_FLOW_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pace_flows SEC(".maps");
+
 /* CAS attempts on a contended GCRA clock before the SYN is dropped. Every
  * failed attempt means another CPU admitted a connection for the same key at
  * that instant, so giving up errs towards the limit, never past it. */
@@ -490,6 +507,36 @@ static __always_inline enum limit_verdict apply_limit(const struct rule_value *r
 	return LIMIT_RATE;
 }
 
+/* The pace of a paced rule, or NULL (not paced, or a stale entry). */
+static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
+{
+	if (!(rule->flags & FENCE_RULE_PACED))
+		return 0;
+	__u32 slot = rule->slot;
+	struct rule_pace *pace = bpf_map_lookup_elem(&rule_pace, &slot);
+
+	if (!pace || pace->rule_id != rule->rule_id || !pace->interval_ns)
+		return 0;
+	return pace;
+}
+
+/* A paced rule admits a new connection while its clock runs at most
+ * FENCE_PACE_BURST_NS, less one interval, ahead: its SYN-ACK, which waits in
+ * the class, then leaves before the sender's first SYN retransmission. */
+static __always_inline int pace_admits(const struct rule_value *rule)
+{
+	struct rule_pace *pace = pace_of(rule);
+
+	if (!pace)
+		return 1;
+	__u64 ahead = pace->interval_ns < FENCE_PACE_BURST_NS ? FENCE_PACE_BURST_NS - pace->interval_ns : 0;
+
+	if (pace->tat_ns <= bpf_ktime_get_ns() + ahead)
+		return 1;
+	__sync_fetch_and_add(&pace->refused, 1);
+	return 0;
+}
+
 /* What `rule` does to this attempt. A limit meters connections; a port-less
  * fragment is none, so only a block drops those. */
 static __always_inline enum fence_verdict judge(const struct rule_value *rule, const struct packet *pkt,
@@ -504,6 +551,9 @@ static __always_inline enum fence_verdict judge(const struct rule_value *rule, c
 			return FENCE_VERDICT_RATE;
 		if (limited == LIMIT_CONNS)
 			return FENCE_VERDICT_CONNS;
+		/* Last: a connection the other terms refuse pays no message. */
+		if (!pace_admits(rule))
+			return FENCE_VERDICT_RATE;
 	}
 	return FENCE_VERDICT_PASSED;
 }
@@ -828,6 +878,233 @@ int smtpfence_sockops(struct bpf_sock_ops *skops)
 	else if (skops->op == BPF_SOCK_OPS_STATE_CB)
 		release_connection(skops);
 	return 1;
+}
+
+/*
+ * Message pacing, at the mail host's egress (tc, before the root qdisc): a
+ * reply of the mail host to a source of a paced rule is steered into the
+ * rule's HTB class (skb->priority = classid) when it answers a message body;
+ * everything else leaves as before. See FENCE_PACE_MIN_UPLOAD.
+ */
+#define TC_ACT_UNSPEC (-1)
+#define TC_ACT_SHOT 2
+
+/* Where the egress parser found a mail host's SMTP segment with payload. */
+struct egress_segment {
+	struct packet remote; /* family and the remote address (in saddr) */
+	struct tcphdr *tcp;
+	__u32 payload_off;    /* from the start of the frame */
+	__u32 payload_len;
+};
+
+/* Only what the mail host's own stack sends: no fragments, no IPv6
+ * extension headers; anything else is not ours to pace. */
+static __always_inline int parse_egress(struct __sk_buff *skb, const struct fence_config *cfg,
+					struct egress_segment *seg)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	__be16 proto = eth->h_proto;
+	void *cursor = eth + 1;
+
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_hdr *vlan = cursor;
+
+		if ((void *)(vlan + 1) > data_end)
+			return 0;
+		proto = vlan->encapsulated_proto;
+		cursor = vlan + 1;
+	}
+
+	__u32 l3_len;
+	struct tcphdr *tcp;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = cursor;
+
+		if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP || ip->ihl < 5 ||
+		    (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK)))
+			return 0;
+		tcp = (void *)ip + ip->ihl * 4;
+		l3_len = bpf_ntohs(ip->tot_len);
+		if (l3_len < ip->ihl * 4)
+			return 0;
+		l3_len -= ip->ihl * 4;
+		seg->remote.family = 4;
+		__builtin_memcpy(seg->remote.saddr, &ip->daddr, 4);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = cursor;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP)
+			return 0;
+		tcp = (void *)(ip6 + 1);
+		l3_len = bpf_ntohs(ip6->payload_len);
+		seg->remote.family = 6;
+		__builtin_memcpy(seg->remote.saddr, &ip6->daddr, 16);
+	} else {
+		return 0;
+	}
+	if ((void *)(tcp + 1) > data_end || !is_smtp_port(cfg, tcp->source))
+		return 0;
+	__u32 tcp_len = tcp->doff * 4;
+
+	if (tcp_len < sizeof(*tcp) || l3_len < tcp_len)
+		return 0;
+	/* Segments with payload, and SYN-ACKs; not pure ACKs, FINs, RSTs. */
+	if (l3_len == tcp_len && !(tcp->syn && tcp->ack))
+		return 0;
+	seg->tcp = tcp;
+	seg->payload_off = (__u32)((void *)tcp - data) + tcp_len;
+	seg->payload_len = l3_len - tcp_len;
+	return 1;
+}
+
+/* A TLS handshake record (ChangeCipherSpec 0x14, Handshake 0x16, version
+ * 3.x) starts the reply: the STARTTLS negotiation, not an answer to a body
+ * (the ClientHello is an upload of hundreds of bytes too). */
+static __always_inline int is_tls_handshake(struct __sk_buff *skb, __u32 off)
+{
+	__u8 head[2];
+
+	if (bpf_skb_load_bytes(skb, off, head, sizeof(head)) != 0)
+		return 0;
+	return (head[0] == 0x14 || head[0] == 0x16) && head[1] == 0x03;
+}
+
+/* Moves the pace clock one interval on for a steered packet; returns when
+ * that packet leaves the class at the latest. */
+static __always_inline __u64 charge_pace(struct rule_pace *pace, __u64 now)
+{
+#pragma unroll
+	for (int i = 0; i < GCRA_CAS_ATTEMPTS; i++) {
+		__u64 tat = pace->tat_ns;
+		__u64 depart = tat > now ? tat : now;
+
+		if (__sync_val_compare_and_swap(&pace->tat_ns, tat, depart + pace->interval_ns) == tat)
+			return depart + pace->interval_ns;
+	}
+	/* Contended: the class paces the packet all the same; the clock is
+	 * behind by one interval, which the next charge makes up. */
+	return now + pace->interval_ns;
+}
+
+/* Sequence number order, modulo 2^32. */
+static __always_inline int seq_before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+SEC("tc")
+int smtpfence_pace(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || !cfg->paced_rules)
+		return TC_ACT_UNSPEC;
+
+	struct egress_segment seg = {};
+
+	if (!parse_egress(skb, cfg, &seg))
+		return TC_ACT_UNSPEC;
+	struct rule_value *rule = find_judges(&seg.remote, 0).live;
+
+	if (!rule || rule->action != FENCE_ACTION_LIMIT)
+		return TC_ACT_UNSPEC;
+	struct rule_pace *pace = pace_of(rule);
+
+	if (!pace || !pace->classid)
+		return TC_ACT_UNSPEC;
+
+	struct tcphdr *tcp = seg.tcp;
+	struct pace_flow_key key = {
+		.family = seg.remote.family,
+		.local_port = bpf_ntohs(tcp->source),
+		.remote_port = bpf_ntohs(tcp->dest),
+	};
+
+	__builtin_memcpy(key.addr, seg.remote.saddr, 16);
+	__u32 seq = bpf_ntohl(tcp->seq);
+	__u32 ack = bpf_ntohl(tcp->ack_seq);
+	__u32 end = seq + seg.payload_len + (tcp->syn ? 1 : 0);
+	__u64 now = bpf_ktime_get_ns();
+	struct pace_flow *flow = bpf_map_lookup_elem(&pace_flows, &key);
+
+	if (flow && seq_before(seq, flow->sent_end)) {
+		/* A retransmission. While the original may still wait in the
+		 * class, sending it unpaced would let the held packet's message
+		 * start early; the original is still queued, so nothing is lost. */
+		if (flow->held && now < flow->hold_until_ns)
+			return TC_ACT_SHOT;
+		return TC_ACT_UNSPEC;
+	}
+	if (tcp->syn) {
+		/* A new session: its SYN-ACK carries the first message. */
+		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end };
+
+		if (pace->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
+			__sync_fetch_and_add(&pace->overflow, 1);
+		} else {
+			fresh.held = FENCE_PACE_HELD_HANDSHAKE;
+			fresh.hold_until_ns = charge_pace(pace, now);
+			__sync_fetch_and_add(&pace->messages, 1);
+			__sync_fetch_and_add(&pace->packets, 1);
+			skb->priority = pace->classid;
+		}
+		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
+		return TC_ACT_UNSPEC;
+	}
+	if (!flow) {
+		/* A session open before the rule (or forgotten by the LRU): its
+		 * first reply starts the count, and its next message is free. */
+		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end };
+
+		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
+		return TC_ACT_UNSPEC;
+	}
+	flow->sent_end = end;
+
+	int steer = 0;
+
+	if (ack != flow->turn_ack) {
+		/* A new reply turn: the client sent something since the last. */
+		__u32 upload = ack - flow->turn_ack;
+
+		flow->turn_ack = ack;
+		flow->held = 0;
+		if (upload >= FENCE_PACE_MIN_UPLOAD && !is_tls_handshake(skb, seg.payload_off)) {
+			/* The first message was paid for by the SYN-ACK. */
+			if (flow->bodies++ == 0)
+				return TC_ACT_UNSPEC;
+			if (flow->bodies == 0)
+				flow->bodies = 1;
+			if (pace->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
+				__sync_fetch_and_add(&pace->overflow, 1);
+				return TC_ACT_UNSPEC;
+			}
+			steer = 1;
+			flow->held = FENCE_PACE_HELD_REPLY;
+			flow->held_ack = ack;
+			__sync_fetch_and_add(&pace->messages, 1);
+		}
+	} else if (flow->held == FENCE_PACE_HELD_REPLY && ack == flow->held_ack && now < flow->hold_until_ns) {
+		/* More of a held reply: it keeps its order behind the first part. */
+		steer = 1;
+	}
+	if (!steer)
+		return TC_ACT_UNSPEC;
+	/* The class charges every packet steered into it; so does the clock. */
+	flow->hold_until_ns = charge_pace(pace, now);
+	__sync_fetch_and_add(&pace->packets, 1);
+	skb->priority = pace->classid;
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

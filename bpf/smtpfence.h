@@ -61,6 +61,45 @@
  * is judged as if no rule covered the source (never a drop). */
 #define FENCE_MAX_RULE_LAYERS 8
 
+/* Message pacing (`limit --messages`). The mail host's packets to a paced
+ * rule's sources go through a tc egress program, which steers the ones that
+ * let a message start into the rule's HTB class; the class lets one packet
+ * through per message interval, in order. Those packets are:
+ *  - the SYN-ACK of a new session, which carries its first message;
+ *  - the reply to every later message body of the session (the client sent
+ *    at least FENCE_PACE_MIN_UPLOAD bytes since the previous reply, counted
+ *    from TCP sequence numbers, so STARTTLS hides nothing): the sender waits
+ *    for it before its next message.
+ * So messages follow the pace whatever the sender's session reuse,
+ * pipelining or TLS. A clock per rule (rule_pace.tat_ns) follows the class:
+ * a new connection is refused (its SYN dropped, so the sender retries)
+ * while the clock runs more than FENCE_PACE_BURST_NS, less one interval,
+ * ahead, so that a SYN-ACK waits less than a sender's first SYN
+ * retransmission (1 s), and sessions do not pile up behind the class. A
+ * reply never waits more than FENCE_PACE_MAX_DELAY_NS: one that would
+ * leaves unpaced (counted as `overflow`), far below senders' data timeouts
+ * (Postfix smtp_data_done_timeout 600 s, Exim's data_timeout 5 min), after
+ * which a sender whose body was accepted sends it again (the message arrives
+ * twice). The slowest pace is one message per FENCE_PACE_MAX_INTERVAL_NS. */
+#define FENCE_PACE_MIN_UPLOAD 256
+#define FENCE_PACE_BURST_NS (1000000000ull)
+#define FENCE_PACE_MAX_DELAY_NS (60ull * 1000000000ull)
+#define FENCE_PACE_MAX_INTERVAL_NS (10ull * 1000000000ull)
+#define FENCE_PACE_HELD_REPLY 1     /* a reply: more of it follows it into the class */
+#define FENCE_PACE_HELD_HANDSHAKE 2 /* a SYN-ACK */
+
+/* The HTB root smtpfence installs on a paced interface ("SF"); a paced
+ * rule's class is FENCE_PACE_QDISC_MAJOR:minor. */
+#define FENCE_PACE_QDISC_MAJOR 0x5346
+/* Its size table makes every packet cost this many bytes, so that a class's
+ * byte rate is a packet rate: messages/s x FENCE_PACE_PACKET_COST. */
+#define FENCE_PACE_PACKET_COST 10000
+/* Flows the egress program follows (LRU): one per paced SMTP session. */
+#define FENCE_PACE_FLOW_KEYS 65536
+/* The egress filter's tc handle and priority on every attached interface. */
+#define FENCE_TC_HANDLE 0x5346
+#define FENCE_TC_PRIORITY 0x5346
+
 #define FENCE_REASON_LEN 120
 #define FENCE_USER_LEN 32
 #define FENCE_ORIGIN_LEN 64
@@ -80,6 +119,8 @@
 #define FENCE_MAP_SYN_FLOWS "syn_flows"
 #define FENCE_MAP_EVENTS "events"
 #define FENCE_MAP_EVENT_CLOCK "event_clock"
+#define FENCE_MAP_RULE_PACE "rule_pace"
+#define FENCE_MAP_PACE_FLOWS "pace_flows"
 #define FENCE_PIN_SOCKOPS_LINK "sockops_link"
 #define FENCE_PIN_PROG "prog"
 #define FENCE_PIN_LINKS_DIR "links"
@@ -93,6 +134,7 @@ enum fence_action {
 /* rule_value.flags */
 #define FENCE_RULE_DRY_RUN 0x1 /* counts what it would drop, drops nothing; the
 				* next broader live rule decides the packet */
+#define FENCE_RULE_PACED 0x2   /* LIMIT --messages: rule_pace[slot] holds its pace */
 
 /* What happened to a connection attempt (source accounting, events). */
 enum fence_verdict {
@@ -247,8 +289,44 @@ struct fence_config {
 	__u64 netns_cookie;   /* the mail host's network namespace: the sock_ops
 			       * program sees every namespace's sockets */
 	__u32 next_rule_id;   /* handed out by userspace under the pin-dir lock */
-	__u32 pad;
+	__u32 paced_rules;    /* rules with FENCE_RULE_PACED: 0 lets the egress
+			       * program return at once */
 	__u64 smtp_ports[FENCE_PORT_WORDS]; /* bitmap: bit p set = port p is SMTP */
+};
+
+/* A paced rule's pace (array indexed by rule slot; valid while the rule has
+ * FENCE_RULE_PACED and the same rule_id). */
+struct rule_pace {
+	__u64 interval_ns; /* one message per interval */
+	__u64 tat_ns;      /* the pace clock (bpf_ktime_get_ns): when the next
+			    * reply steered into the class will leave, at the
+			    * earliest; moved on by every steered packet */
+	__u32 rule_id;     /* the rule this pace belongs to */
+	__u32 classid;     /* the rule's HTB class, major:minor */
+	__u64 messages;    /* replies to a message body steered into the class */
+	__u64 packets;     /* packets steered into it (bodies, their continuations) */
+	__u64 refused;     /* SYNs dropped because the clock ran ahead */
+	__u64 overflow;    /* body replies let through unpaced: FENCE_PACE_MAX_DELAY_NS */
+};
+
+/* A paced SMTP session, seen from the mail host's side. */
+struct pace_flow_key {
+	__u8 family; /* 4 or 6 */
+	__u8 pad;
+	__u16 local_port;  /* host byte order */
+	__u16 remote_port; /* host byte order */
+	__u16 pad2;
+	__u8 addr[16]; /* the remote (paced) address */
+};
+
+struct pace_flow {
+	__u32 turn_ack;  /* the client's bytes acknowledged by the last reply */
+	__u32 sent_end;  /* sequence number after the last byte sent */
+	__u32 held_ack;  /* turn_ack of the reply steered into the class */
+	__u16 held;      /* FENCE_PACE_HELD_* while a steered packet may still wait */
+	__u16 bodies;    /* message bodies seen (saturating): the first is paid
+			  * for by the session's SYN-ACK */
+	__u64 hold_until_ns; /* when it leaves at the latest (pace clock) */
 };
 
 /* Single-entry per-CPU array of global packet counters. */
@@ -285,6 +363,9 @@ FENCE_STATIC_ASSERT(sizeof(struct source_key) == 20, "source_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 96, "source_stats layout");
 FENCE_STATIC_ASSERT(sizeof(struct syn_flow_key) == 28, "syn_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_event) == 40, "fence_event layout");
+FENCE_STATIC_ASSERT(sizeof(struct rule_pace) == 56, "rule_pace layout");
+FENCE_STATIC_ASSERT(sizeof(struct pace_flow_key) == 24, "pace_flow_key layout");
+FENCE_STATIC_ASSERT(sizeof(struct pace_flow) == 24, "pace_flow layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS, "fence_config layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 96, "fence_stats layout");
 

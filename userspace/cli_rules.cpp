@@ -63,6 +63,11 @@ int attach_and_report(const CliContext& ctx, const std::vector<std::string>& int
     auto outcomes = attach(ctx.pin_dir, interfaces, mode, max_rules, notes);
     for (const auto& n : notes) err << "note: " << n << '\n';
     Fence fence = Fence::open(ctx.pin_dir);
+    {
+        // The new interfaces get the classes of rules paced already.
+        PinDirLock lock(ctx.pin_dir);
+        fence.sync_pacing();
+    }
     if (fence.capacity() != max_rules && max_rules != FENCE_DEFAULT_MAX_RULES) {
         err << "note: the maps in " << ctx.pin_dir << " already exist with room for " << fence.capacity()
             << " rules per family; --max-rules applies only when they are created\n";
@@ -142,6 +147,9 @@ int cmd_add(const Args& a, Action action, const CliContext& ctx) {
     }
     FenceSession session(ctx);
     Fence& fence = session.fence();
+    if (std::any_of(specs.begin(), specs.end(), [](const RuleSpec& s) { return s.limit.message_interval_ns != 0; })) {
+        fence.check_pacing_possible();
+    }
     std::vector<Rule> existing = fence.rules();
     std::vector<HostAddress> host = host_addresses();
     for (const auto& spec : specs) {
@@ -325,8 +333,11 @@ void add_rule_commands(CLI::App& app, std::vector<Command>& commands) {
     limit_cmd->add_option("--burst", a->limit.burst,
                           "connections a key may open at once (default: one second's worth)");
     limit_cmd->add_option("--max-conns", a->limit.max_conns, "open SMTP connections per key");
-    limit_cmd->add_option("--per", a->limit.per, "the key: source (default; /64 for IPv6), rule, or /LEN")
-        ->capture_default_str();
+    limit_cmd->add_option("--messages", a->limit.messages,
+                          "messages per unit for the whole rule, 6/min to 1000/s: the replies to message bodies are "
+                          "held back to this pace (the sender waits for them), whatever its session reuse or TLS");
+    limit_cmd->add_option("--per", a->limit.per,
+                          "the key of --rate and --max-conns: source (default; /64 for IPv6), rule, or /LEN");
     for (auto* cmd : {block_cmd, allow_cmd, limit_cmd}) {
         cmd->add_option("--reason", a->reason, "why, for whoever reads `smtpfence list` next");
         auto* for_opt = cmd->add_option("--for", a->for_text,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "durations.h"
+#include "pacer.h"
 #include "errors.h"
 #include "smtpfence_bpf.skel.h"
 
@@ -246,6 +247,10 @@ Fence Fence::open(const std::string& pin_dir) {
     fence.stats_ = map(FENCE_MAP_STATS);
     fence.limit_state_ = map(FENCE_MAP_LIMIT_STATE);
     fence.conn_counts_ = map(FENCE_MAP_CONN_COUNTS);
+    // Made by the first `attach` of a build with message pacing.
+    if (int fd = bpf_obj_get(pin_path(pin_dir, FENCE_MAP_RULE_PACE).c_str()); fd >= 0) {
+        fence.rule_pace_ = MapRef(UniqueFd(fd), FENCE_MAP_RULE_PACE);
+    }
     return fence;
 }
 
@@ -293,6 +298,12 @@ Rule Fence::rule_of(const Cidr& cidr, const rule_value& value) const {
     rule.dry_run = (value.flags & FENCE_RULE_DRY_RUN) != 0;
     rule.expires_boot_ns = value.expires_ns;
     rule.counters = slot_counters(value.slot);
+    if ((value.flags & FENCE_RULE_PACED) && rule_pace_.fd() >= 0 && rule_pace_.lookup(&value.slot, &rule.pace) &&
+        rule.pace.rule_id == value.rule_id) {
+        rule.limit.message_interval_ns = rule.pace.interval_ns;
+    } else {
+        rule.pace = {};
+    }
     rule_info info{};
     if (rule_info_.lookup(&value.slot, &info)) {
         rule.created_unix = info.created_unix;
@@ -339,6 +350,10 @@ void Fence::reset_slot_counters(uint32_t slot) const {
 
 AddResult Fence::add_rule(const RuleSpec& spec) {
     const Cidr& cidr = spec.cidr;
+    if (spec.action == Action::Limit && spec.limit.message_interval_ns && rule_pace_.fd() < 0) {
+        throw UsageError("the program in " + pin_dir_ + " predates --messages: run `smtpfence attach IFACE...` "
+                         "with this build first (it upgrades in place, rules stay)");
+    }
     auto existing = lookup_value(cidr);
     AddResult result{RuleChange::Added, std::nullopt};
     rule_value value{};
@@ -389,6 +404,22 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
     info.expires_unix = spec.expires_unix;
     rule_info_.update(&value.slot, &info);
     if (result.change != RuleChange::Updated) reset_slot_counters(value.slot);
+    if (spec.action == Action::Limit && spec.limit.message_interval_ns) {
+        // The pace keeps its clock, class and counters while the rule stays a
+        // paced limit; a new pace starts with an idle clock.
+        rule_pace pace{};
+        bool was_paced = existing && existing->action == FENCE_ACTION_LIMIT &&
+                         (existing->flags & FENCE_RULE_PACED) && rule_pace_.lookup(&value.slot, &pace) &&
+                         pace.rule_id == existing->rule_id && pace.classid != 0;
+        if (!was_paced) {
+            pace = rule_pace{};
+            pace.classid = pace_classid(allocate_pace_class());
+        }
+        pace.interval_ns = spec.limit.message_interval_ns;
+        pace.rule_id = value.rule_id;
+        rule_pace_.update(&value.slot, &pace);
+        value.flags |= FENCE_RULE_PACED;
+    }
 
     // The trie update is the moment the rule takes effect: everything it
     // points to is in place before it, and replacing a value is atomic.
@@ -401,6 +432,53 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
     }
     if (existing && !keeps_state && existing->action == FENCE_ACTION_LIMIT) forget_limiter_state(existing->rule_id);
     return result;
+}
+
+uint32_t Fence::allocate_pace_class() const {
+    std::set<uint32_t> used;
+    for (Family family : {Family::V4, Family::V6}) {
+        for (const auto& raw : trie(family).keys(key_size(family))) {
+            rule_value value{};
+            rule_pace pace{};
+            if (trie(family).lookup(raw.data(), &value) && (value.flags & FENCE_RULE_PACED) &&
+                rule_pace_.lookup(&value.slot, &pace)) {
+                used.insert(pace.classid & 0xffff);
+            }
+        }
+    }
+    for (uint32_t minor = 1; minor <= 0xffff; ++minor) {
+        if (!used.count(minor)) return minor;
+    }
+    throw RuntimeError("all 65535 pacing classes are in use: remove paced rules");
+}
+
+void Fence::check_pacing_possible() const {
+    for (const auto& a : attachments()) {
+        if (a.ifindex == 0) continue;
+        RootQdisc root = root_qdisc(a.name);
+        if (!root.replaceable()) {
+            throw UsageError("--messages needs to install smtpfence's HTB root qdisc on " + a.name +
+                             ", whose root qdisc is " + root.kind + " " + root.handle +
+                             ", set up by someone else: remove it (`tc qdisc del dev " + a.name +
+                             " root`) or pace on another host; nothing was changed");
+        }
+    }
+}
+
+void Fence::sync_pacing() const {
+    std::vector<PaceClass> classes;
+    for (const auto& rule : rules()) {
+        if (rule.limit.message_interval_ns) classes.push_back({rule.pace.classid & 0xffff, rule.pace.interval_ns});
+    }
+    fence_config cfg = read_config();
+    // Nothing paced now or before: no qdisc of ours can be there to change.
+    if (classes.empty() && cfg.paced_rules == 0) return;
+    for (const auto& a : attachments()) {
+        if (a.ifindex != 0) sync_pace_classes(a.name, classes);
+    }
+    cfg = read_config();
+    cfg.paced_rules = static_cast<uint32_t>(classes.size());
+    write_config(cfg);
 }
 
 AddResult Fence::add_rule(const Cidr& cidr, Action action, const std::string& reason, const std::string& by,
@@ -452,6 +530,10 @@ bool Fence::remove_rule(const Cidr& cidr) {
     }
     rule_info empty{};
     rule_info_.update(&existing->slot, &empty);
+    if (existing->flags & FENCE_RULE_PACED) {
+        rule_pace none{};
+        rule_pace_.update(&existing->slot, &none);
+    }
     if (existing->slot < used_slots_.size()) used_slots_[existing->slot] = false;
     if (existing->action == FENCE_ACTION_LIMIT) forget_limiter_state(existing->rule_id);
     return true;
@@ -547,7 +629,8 @@ void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t ma
     const std::pair<bpf_map*, uint32_t> sizes[] = {{skel->maps.rules_v4, max_rules},
                                                    {skel->maps.rules_v6, max_rules},
                                                    {skel->maps.rule_counters, 2 * max_rules},
-                                                   {skel->maps.rule_info, 2 * max_rules}};
+                                                   {skel->maps.rule_info, 2 * max_rules},
+                                                   {skel->maps.rule_pace, 2 * max_rules}};
     for (auto [map, size] : sizes) {
         int fd = bpf_obj_get(pin_path(pin_dir, bpf_map__name(map)).c_str());
         if (fd >= 0) {
@@ -770,6 +853,10 @@ int LoadedProgram::sockops_fd() const {
     return bpf_program__fd(skel_->progs.smtpfence_sockops);
 }
 
+int LoadedProgram::pace_fd() const {
+    return bpf_program__fd(skel_->progs.smtpfence_pace);
+}
+
 std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
                                   XdpMode mode, uint32_t max_rules, std::vector<std::string>& notes) {
     std::vector<std::pair<std::string, int>> targets;
@@ -805,6 +892,7 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
         if (bpf_link_update(link.get(), prog_fd, nullptr) != 0) {
             throw RuntimeError(describe_errno("update the program on " + name, errno));
         }
+        attach_egress(name, link_info(link.get()).ifindex, program.pace_fd());
     }
 
     attach_sockops(pin_dir, program.sockops_fd(), notes);
@@ -835,6 +923,7 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
             bpf_link_detach(link.get());
             throw RuntimeError(describe_errno("pin " + pin, err));
         }
+        attach_egress(name, ifindex, program.pace_fd());
         outcomes.push_back({name, xdp_mode_of(ifindex, link_info(link.get()).program_id), change});
     }
     return outcomes;
@@ -859,6 +948,12 @@ std::vector<std::string> detach(const std::string& pin_dir, const std::vector<st
             continue;
         }
         UniqueFd link(fd);
+        // Pacing first: its HTB root goes (the kernel's default qdisc comes
+        // back) while the XDP program still guards the interface.
+        if (int ifindex = link_info(link.get()).ifindex; ifindex != 0) {
+            detach_egress(name, ifindex);
+            sync_pace_classes(name, {});
+        }
         if (bpf_link_detach(link.get()) != 0 && errno != EINVAL) {
             throw RuntimeError(describe_errno("detach " + name, errno));
         }

@@ -30,6 +30,8 @@ struct LimitSpec {
     uint32_t burst = 0;        // connections a key may make at once (with a rate)
     uint32_t max_conns = 0;    // concurrent connections per key; 0 = no cap
     uint8_t key_prefixlen = 0;
+    // One message per interval for the whole rule (--messages); 0 = not paced.
+    uint64_t message_interval_ns = 0;
 
     bool operator==(const LimitSpec&) const = default;
 };
@@ -41,6 +43,7 @@ struct Rule {
     LimitSpec limit;           // Action::Limit only
     rule_counters counters{};  // summed over CPUs
     uint64_t tracked_keys = 0; // Action::Limit: keys with limiter state now
+    rule_pace pace{};          // limit.message_interval_ns != 0: its clock, class and counters
     uint32_t rule_id = 0;      // unique for the life of the maps (events and `top` name it)
     bool dry_run = false;      // counts would-drops, drops nothing
     uint64_t created_unix = 0;
@@ -128,6 +131,15 @@ public:
 
     fence_stats counters() const;
     std::vector<Attachment> attachments() const;
+
+    // Message pacing: UsageError when a paced rule cannot be set up (the
+    // program predates pacing, or an attached interface has a root qdisc
+    // that is not the kernel's default or smtpfence's own). Changes nothing.
+    void check_pacing_possible() const;
+    // Makes every attached interface's HTB classes match the paced rules
+    // (installs smtpfence's root qdisc with the first, removes it with the
+    // last) and tells the egress program whether any rule is paced.
+    void sync_pacing() const;
     uint32_t program_id() const;
 
 private:
@@ -136,6 +148,8 @@ private:
     // Lowest free slot at or after the last one handed out; the used set is
     // read from the tries once per Fence, which runs under the pin-dir lock.
     uint32_t allocate_slot();
+    // The lowest HTB class minor no paced rule uses.
+    uint32_t allocate_pace_class() const;
     rule_counters slot_counters(uint32_t slot) const;
     void reset_slot_counters(uint32_t slot) const;
     fence_config read_config() const;
@@ -152,6 +166,7 @@ private:
     size_t next_free_hint_ = 0;
     std::string pin_dir_;
     MapRef rules_v4_, rules_v6_, rule_counters_, rule_info_, config_, stats_, limit_state_, conn_counts_;
+    MapRef rule_pace_;  // absent in maps made by a build before pacing, until `attach`
 };
 
 // The embedded XDP program, loaded against the pinned maps of a pin directory
@@ -163,6 +178,7 @@ public:
     ~LoadedProgram();
     int fd() const;          // the XDP program
     int sockops_fd() const;  // the --max-conns connection counter
+    int pace_fd() const;     // the egress program of message pacing
 
 private:
     struct SkeletonDeleter {

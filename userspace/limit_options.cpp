@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "errors.h"
+#include "smtpfence.h"
 
 namespace smtpfence {
 
@@ -32,30 +33,45 @@ uint8_t source_prefixlen(Family family) {
 
 }  // namespace
 
-uint64_t parse_rate(std::string_view text) {
+uint64_t parse_rate(std::string_view text, std::string_view option_name) {
+    const std::string option(option_name);
     const std::string quoted = "'" + std::string(text) + "'";
     auto slash = text.find('/');
     if (slash == std::string_view::npos) {
-        throw UsageError("--rate " + quoted + " is not a rate: write connections per unit, " +
+        throw UsageError(option + " " + quoted + " is not a rate: write how many per unit, " +
                          std::string(kRateExample));
     }
     std::string_view unit_text = text.substr(slash + 1);
     auto unit = std::find_if(std::begin(kUnits), std::end(kUnits),
                              [&](const RateUnit& u) { return u.name == unit_text; });
     if (unit == std::end(kUnits)) {
-        throw UsageError("--rate " + quoted + " has unit '" + std::string(unit_text) +
+        throw UsageError(option + " " + quoted + " has unit '" + std::string(unit_text) +
                          "': the units are s, min and h, " + std::string(kRateExample));
     }
     uint64_t count = 0;
     if (!parse_whole(text.substr(0, slash), count) || count == 0) {
-        throw UsageError("--rate " + quoted + " needs a whole number of connections of at least 1 before the '/', " +
+        throw UsageError(option + " " + quoted + " needs a whole number of at least 1 before the '/', " +
                          std::string(kRateExample) + " (to refuse a source, use `block`)");
     }
     if (count > kMaxRatePerSecond * (unit->period_ns / kNanosPerSecond)) {
-        throw UsageError("--rate " + quoted + " is faster than the highest rate, 1000000/s; " +
+        throw UsageError(option + " " + quoted + " is faster than the highest rate, 1000000/s; " +
                          std::string(kRateExample));
     }
     return unit->period_ns / count;
+}
+
+uint64_t parse_message_rate(std::string_view text) {
+    uint64_t interval = parse_rate(text, "--messages");
+    if (interval > FENCE_PACE_MAX_INTERVAL_NS) {
+        throw UsageError("--messages '" + std::string(text) +
+                         "' is slower than the slowest pace, 6/min: a reply held longer would approach senders' "
+                         "data timeouts (and a timed-out message arrives twice); to stop a sender, use `block`");
+    }
+    if (interval < kNanosPerSecond / kMaxMessagesPerSecond) {
+        throw UsageError("--messages '" + std::string(text) + "' is faster than the fastest pace, " +
+                         std::to_string(kMaxMessagesPerSecond) + "/s");
+    }
+    return interval;
 }
 
 std::string format_rate(uint64_t interval_ns) {

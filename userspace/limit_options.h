@@ -20,7 +20,12 @@ inline constexpr uint32_t kMaxConns = 1'000'000;
 // per second) into the interval between connections, in nanoseconds, rounded
 // down: a rate that does not divide its unit evenly runs at most 1 ns per
 // connection fast. Throws UsageError with an example of a valid rate.
-uint64_t parse_rate(std::string_view text);
+// `option` names the option in errors.
+uint64_t parse_rate(std::string_view text, std::string_view option = "--rate");
+
+// --messages: a rate from 6/min (FENCE_PACE_MAX_INTERVAL_NS) to 1000/s.
+uint64_t parse_message_rate(std::string_view text);
+inline constexpr uint64_t kMaxMessagesPerSecond = 1000;
 
 // The shortest exact "N/unit" for an interval made by parse_rate ("5/s" for
 // 300/min), else "N/s" rounded.

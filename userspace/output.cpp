@@ -65,7 +65,12 @@ std::string describe_limit(const LimitSpec& limit, const Cidr& cidr) {
     if (limit.max_conns) {
         text += (text.empty() ? "" : ", ") + std::string("at most ") + std::to_string(limit.max_conns) + " open";
     }
-    return text + " per " + describe_key(limit.key_prefixlen, cidr);
+    if (limit.interval_ns || limit.max_conns) text += " per " + describe_key(limit.key_prefixlen, cidr);
+    if (limit.message_interval_ns) {
+        text += (text.empty() ? "" : "; ") + std::string("messages ") + format_rate(limit.message_interval_ns) +
+                " for the whole rule";
+    }
+    return text;
 }
 
 namespace {
@@ -73,7 +78,13 @@ namespace {
 // The second line of a limit rule in `list`: its terms and what it did.
 std::string limit_line(const Rule& r) {
     const rule_counters& c = r.counters;
-    return describe_limit(r.limit, r.cidr) + "; " + std::to_string(r.tracked_keys) +
+    std::string paced;
+    if (r.limit.message_interval_ns) {
+        paced = "; messages paced " + std::to_string(r.pace.messages) + " (" + std::to_string(r.pace.packets) +
+                " packets held back), let through unpaced " + std::to_string(r.pace.overflow) +
+                ", connections refused while behind " + std::to_string(r.pace.refused);
+    }
+    return describe_limit(r.limit, r.cidr) + paced + "; " + std::to_string(r.tracked_keys) +
            (r.tracked_keys == 1 ? " key" : " keys") + " tracked; SYN packets allowed " +
            std::to_string(c.matched - c.dropped) + ", dropped by rate " + std::to_string(c.rate_dropped) +
            ", by max-conns " + std::to_string(c.conns_dropped) + "; attempts " + std::to_string(c.attempts) +
@@ -160,6 +171,12 @@ nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix, uint64_t w
             {"allowed", rule.counters.matched - rule.counters.dropped},
             {"rate_dropped", rule.counters.rate_dropped},
             {"conns_dropped", rule.counters.conns_dropped},
+            {"messages", l.message_interval_ns ? nlohmann::ordered_json(format_rate(l.message_interval_ns)) : nullptr},
+            {"message_interval_ns", l.message_interval_ns},
+            {"messages_paced", rule.pace.messages},
+            {"pace_packets", rule.pace.packets},
+            {"pace_overflow", rule.pace.overflow},
+            {"pace_refused", rule.pace.refused},
         };
     }
     nlohmann::ordered_json expires_in = nullptr;

@@ -26,8 +26,13 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
         throw UsageError("--burst goes with --rate (e.g. --rate 5/s --burst 10): it is how many connections the "
                          "rate lets through at once");
     }
-    if (texts.rate.empty() && texts.max_conns.empty()) {
-        throw UsageError("limit needs --rate (e.g. --rate 5/s) and/or --max-conns (e.g. --max-conns 3)");
+    if (texts.rate.empty() && texts.max_conns.empty() && texts.messages.empty()) {
+        throw UsageError("limit needs --rate (e.g. --rate 5/s), --max-conns (e.g. --max-conns 3) and/or "
+                         "--messages (e.g. --messages 5/s)");
+    }
+    if (texts.rate.empty() && texts.max_conns.empty() && !texts.per.empty() && texts.per != "rule") {
+        throw UsageError("--per " + texts.per + " keys --rate and --max-conns; --messages paces the rule as a whole "
+                         "(all its sources share the pace): for one pace per source, add one rule per source");
     }
     LimitSpec spec;
     if (!texts.rate.empty()) {
@@ -36,7 +41,10 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
                                          : parse_count("--burst", texts.burst, kMaxBurst);
     }
     if (!texts.max_conns.empty()) spec.max_conns = parse_count("--max-conns", texts.max_conns, kMaxConns);
-    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(texts.per), cidr);
+    if (!texts.messages.empty()) spec.message_interval_ns = parse_message_rate(texts.messages);
+    const bool keyed = spec.interval_ns || spec.max_conns;
+    spec.key_prefixlen =
+        key_prefixlen_for(parse_key_scope(keyed ? (texts.per.empty() ? "source" : texts.per) : "rule"), cidr);
     return spec;
 }
 
@@ -45,6 +53,10 @@ void check_dry_run(const RuleSpec& spec) {
     if (spec.action == Action::Allow) {
         throw UsageError("--dry-run counts what a rule would drop, and an allow drops nothing: add the allow "
                          "without --dry-run");
+    }
+    if (spec.action == Action::Limit && spec.limit.message_interval_ns) {
+        throw UsageError("--dry-run cannot go with --messages: pacing holds replies, it drops nothing to count; "
+                         "watch the rule's `messages paced` in `smtpfence list` instead");
     }
     if (spec.action == Action::Limit && spec.limit.max_conns) {
         throw UsageError("--dry-run cannot go with --max-conns: open connections are counted for live rules only "

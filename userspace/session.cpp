@@ -35,6 +35,14 @@ void FenceSession::record(const std::string& event, const Rule& rule) {
 }
 
 void FenceSession::commit() {
+    // Pacing's qdisc classes follow the rules; the rules themselves are in
+    // force already, and are saved even when tc fails.
+    std::string pacing_error;
+    try {
+        fence_.sync_pacing();
+    } catch (const std::exception& e) {
+        pacing_error = e.what();
+    }
     try {
         make_directories(state_dir_);
         write_file_atomically(state_file_, format_rule_set(fence_.ports(), fence_.rules()));
@@ -45,6 +53,9 @@ void FenceSession::commit() {
                            "pass a writable --state-dir");
     }
     changed_ = false;
+    if (!pacing_error.empty()) {
+        throw RuntimeError(pacing_error + " (the rules are in force and saved, but --messages does not pace)");
+    }
 }
 
 void FenceSession::commit_if_changed() {

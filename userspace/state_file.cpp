@@ -116,6 +116,8 @@ RuleSpec parse_rule_words(const std::vector<std::string>& words) {
             limit.burst = value;
         } else if (spec.action == Action::Limit && option == "--max-conns") {
             limit.max_conns = value;
+        } else if (spec.action == Action::Limit && option == "--messages") {
+            limit.messages = value;
         } else if (spec.action == Action::Limit && option == "--per") {
             limit.per = value;
         } else {
@@ -161,6 +163,7 @@ std::string rule_command(const RuleSpec& spec) {
         const LimitSpec& l = spec.limit;
         if (l.interval_ns) line += " --rate " + format_rate(l.interval_ns) + " --burst " + std::to_string(l.burst);
         if (l.max_conns) line += " --max-conns " + std::to_string(l.max_conns);
+        if (l.message_interval_ns) line += " --messages " + format_rate(l.message_interval_ns);
         line += " --per " + describe_key(l.key_prefixlen, spec.cidr);
     }
     if (spec.dry_run) line += " --dry-run";

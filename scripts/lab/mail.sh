@@ -568,17 +568,21 @@ ml_log_since() { tail -n +$(($2 + 1)) "$(ml_pf_log "$1")" 2>/dev/null; }
 # ml_log_count NAME MARK REGEX: how many log lines after MARK match.
 ml_log_count() { ml_log_since "$1" "$2" | grep -cE -- "$3"; }
 
+# The body of every lab message: an alert of about 1 KB, the size of a small
+# real message (a relay adds its Received: header; DKIM adds about 600 bytes).
+ML_MESSAGE_BODY=$(for i in $(seq 1 14); do printf 'alert %02d: disk /var/spool at 91%%, queue 4711 messages, host mon%02d.lab.example\n' "$i" "$i"; done)
+
 # ml_inject NAME TAG N: N messages handed to the instance with sendmail(1),
 # Message-ID <TAG.i.RUN@lab.example>, to TAG@lab.example.
 ml_inject() {
     local name=$1 tag=$2 n=$3 d=$ML_TMP/$1
     ip netns exec "${ML_INST_NS[$name]}" bash -c '
-        etc=$1 tag=$2 n=$3 run=$4 dom=$5 from=$6
+        etc=$1 tag=$2 n=$3 run=$4 dom=$5 from=$6 body=$7
         for ((i = 1; i <= n; i++)); do
-            printf "From: %s\nTo: %s@%s\nSubject: %s %d of %d\nMessage-ID: <%s.%d.%s@%s>\n\nmessage %d of %d\n" \
-                "$from" "$tag" "$dom" "$tag" "$i" "$n" "$tag" "$i" "$run" "$dom" "$i" "$n" |
+            printf "From: %s\nTo: %s@%s\nSubject: %s %d of %d\nMessage-ID: <%s.%d.%s@%s>\n\nmessage %d of %d\n%s\n" \
+                "$from" "$tag" "$dom" "$tag" "$i" "$n" "$tag" "$i" "$run" "$dom" "$i" "$n" "$body" |
                 sendmail -C "$etc" -f "$from" "$tag@$dom" || exit 1
-        done' _ "$d/etc" "$tag" "$n" "$ML_ID" "$ML_DOMAIN" "$name@$name.$ML_DOMAIN"
+        done' _ "$d/etc" "$tag" "$n" "$ML_ID" "$ML_DOMAIN" "$name@$name.$ML_DOMAIN" "$ML_MESSAGE_BODY"
 }
 
 # ml_delivered_ids TAG: the Message-IDs of TAG's messages in the receiver's

@@ -382,3 +382,220 @@ ml_scenario_mta_cost() {
     ml_row "mta-cost" "B: smtpfence" conns "$total" - "$ok_b" "$dropped" - "$(ml_cpu_ms "$cpu_b") ms" \
         "CPU; smtpd max $max_b avg $avg_b; $sess_b sessions; A/B: CPU x$cpu_ratio, smtpd x$smtpd_ratio"
 }
+
+# ------------------------------------------------------------ message pace
+
+# ml_arrival_profile TAG MARK: messages of TAG per second at the receiver
+# (when their body arrived: cleanup logs the Message-ID), from the first
+# second to the last, space-separated.
+ml_arrival_profile() {
+    ml_log_since mx "$2" | grep -F "message-id=<$1." |
+        awk '{split($3, t, ":"); s = t[1] * 3600 + t[2] * 60 + t[3]; c[s]++; if (min == "" || s < min) min = s; if (s > max) max = s}
+             END { for (i = min; i <= max; i++) printf "%d ", c[i] + 0; print "" }'
+}
+ml_profile_max() { tr ' ' '\n' <<<"$1" | sort -n | tail -1; }
+
+# ml_relay_prepare KIND TLS: the relay instance of KIND (postfix or exim),
+# stopped with an empty queue, using STARTTLS when the receiver offers it
+# (TLS = tls) or never (plain). Postfix's defaults otherwise (sessions
+# reused, 30 s connect timeout); see exim.sh for Exim's.
+ml_relay_prepare() {
+    local kind=$1 tls=$2
+    case $kind in
+    postfix)
+        ml_sender relay "$ML_NS_RELAY"
+        grep -q '^tlsmgr' "$ML_TMP/relay/etc/master.cf" ||
+            echo "tlsmgr    unix  - - n 1000? 1 tlsmgr" >>"$ML_TMP/relay/etc/master.cf"
+        ml_pf_set relay "smtp_connect_timeout = 30s" "smtp_connection_cache_on_demand = yes" \
+            "smtp_tls_security_level = $([[ $tls == tls ]] && echo may || echo none)" "smtp_tls_loglevel = 1"
+        ;;
+    exim)
+        [[ -n ${ML_EXIM_NS[exim]:-} ]] || ml_exim_create exim "$ML_NS_RELAY"
+        ml_exim_stop exim
+        ;;
+    esac
+}
+# ml_relay_backlog KIND TAG N: N messages queued in the stopped relay. Exim's
+# are queued the way a relay's backlog is after its upstream was down
+# (-odqs: each message noted as waiting for the host, so a queue run sends
+# many down one connection).
+ml_relay_backlog() {
+    case $1 in
+    postfix) ml_backlog relay "$2" "$3" ;;
+    exim) ml_exim_backlog exim "$2" "$3" odqs ;;
+    esac
+}
+ml_relay_release() {
+    case $1 in
+    postfix) ml_release relay ;;
+    exim) ml_exim_release exim ;;
+    esac
+}
+ml_relay_stop() {
+    case $1 in
+    postfix) ml_pf_stop relay ;;
+    exim) ml_exim_stop exim ;;
+    esac
+}
+ml_relay_queue_empty() {
+    case $1 in
+    postfix) ml_pf_queue_empty relay ;;
+    exim) ml_exim_queue_is exim 0 ;;
+    esac
+}
+# ml_relay_bounces KIND MARK: bounces (Postfix status=bounced; Exim "**"
+# delivery failures) since MARK (lines of the relay's log).
+ml_relay_log() {
+    case $1 in
+    postfix) ml_pf_log relay ;;
+    exim) ml_exim_log exim ;;
+    esac
+}
+ml_relay_log_lines() { local f; f=$(ml_relay_log "$1"); [[ -f $f ]] && wc -l <"$f" || echo 0; }
+ml_relay_bounces() {
+    local f
+    f=$(ml_relay_log "$1")
+    case $1 in
+    postfix) tail -n +$(($2 + 1)) "$f" 2>/dev/null | grep -c 'status=bounced' ;;
+    exim) tail -n +$(($2 + 1)) "$f" 2>/dev/null | grep -c ' \*\* ' ;;
+    esac
+}
+
+# ml_latency_probe TAG OUT STOPFILE: the client sends one message about every
+# second until STOPFILE exists; "i ok latency_ms" lines in OUT. Sets
+# ML_PROBE_PID.
+ML_PROBE_PID=
+ml_latency_probe() {
+    local tag=$1 out=$2 stop=$3
+    : >"$out"
+    (
+        j=0
+        while [[ ! -e $stop ]]; do
+            j=$((j + 1))
+            if ml_swaks "$ML_NS_CLIENT" "$ML_MX" 25 "$tag" "$j"; then r=1; else r=0; fi
+            echo "$j $r $ML_LAT_MS" >>"$out"
+            sleep 1
+        done
+    ) &
+    ML_PROBE_PID=$!
+    ML_PIDS+=("$ML_PROBE_PID")
+}
+
+# ml_scenario_pace KIND TLS N RATE: the upstream relay (Postfix or Exim, with
+# its defaults: sessions reused, PIPELINING, STARTTLS when TLS = tls) unclogs
+# N messages under `limit RELAY_NET --messages RATE/s`; the client sends a
+# message about every second meanwhile. Checks: every message arrives once,
+# none bounces, the drain takes 0.8-1.25 x N/RATE, no second has more than
+# 2 x RATE, no reply was let through unpaced, and the client's latency stays
+# within 2 x its baseline.
+ml_scenario_pace() {
+    local kind=$1 tls=$2 n=$3 rate=$4 tag
+    tag=pace$kind$tls
+    ml_scenario_begin "pace/$kind-$tls" "$kind relay ($([[ $tls == tls ]] && echo STARTTLS || echo plain)) unclogs $n messages under limit --messages $rate/s"
+    ml_relay_prepare "$kind" "$tls"
+    ml_relay_backlog "$kind" "$tag" "$n"
+
+    local base_sum=0 i
+    for i in 1 2 3; do
+        ml_swaks "$ML_NS_CLIENT" "$ML_MX" 25 "${tag}base" "$i" || ml_die "the client cannot send mail: $(tail -3 "$ML_TMP/swaks.${tag}base.$i.out")"
+        base_sum=$((base_sum + ML_LAT_MS))
+    done
+    local base=$((base_sum / 3))
+
+    local rc
+    ml_fence_shown limit "$ML_RELAY_NET" --messages "$rate/s" --reason "upstream unloading its backlog"
+    rc=$?
+    ml_check "limit $ML_RELAY_NET --messages $rate/s" "exit 0" "exit $rc" $((rc == 0))
+
+    local mx_mark relay_mark t0 t1 stop=$ML_TMP/$tag.stop lat=$ML_TMP/$tag.lat
+    mx_mark=$(ml_log_lines mx)
+    relay_mark=$(ml_relay_log_lines "$kind")
+    t0=$(ml_now_ms)
+    ml_say "starting the relay: its backlog goes at once; the client sends a message about every second"
+    ml_relay_release "$kind"
+    ml_latency_probe "${tag}lat" "$lat" "$stop"
+    ml_wait $((n * 3 / rate + 60)) ml_delivered_at_least "$tag" "$n"
+    t1=$(ml_now_ms)
+    touch "$stop"
+    wait "$ML_PROBE_PID" 2>/dev/null
+    ml_wait 30 ml_relay_queue_empty "$kind"
+
+    local drain=$((t1 - t0)) target=$((n * 1000 / rate)) prof max_sec conns tls_conns bounced
+    prof=$(ml_arrival_profile "$tag" "$mx_mark")
+    max_sec=$(ml_profile_max "$prof")
+    conns=$(ml_log_count mx "$mx_mark" ": connect from [^ ]*\\[${ML_RELAY//./\\.}\\]")
+    tls_conns=$(ml_log_count mx "$mx_mark" "TLS connection established from [^ ]*\\[${ML_RELAY//./\\.}\\]")
+    bounced=$(ml_relay_bounces "$kind" "$relay_mark")
+    local paced overflow refused held
+    paced=$(ml_rule "$ML_RELAY_NET" .limit.messages_paced)
+    held=$(ml_rule "$ML_RELAY_NET" .limit.pace_packets)
+    overflow=$(ml_rule "$ML_RELAY_NET" .limit.pace_overflow)
+    refused=$(ml_rule "$ML_RELAY_NET" .limit.pace_refused)
+    local lat_n lat_ok lat_avg lat_max
+    read -r lat_n lat_ok lat_avg lat_max < <(awk '{n++; ok += $2; s += $3; if ($3 > m) m = $3} END {printf "%d %d %d %d\n", n, ok, n ? s / n : 0, m}' "$lat")
+    local ratio
+    ratio=$(awk -v d="$drain" -v t="$target" 'BEGIN{printf "%.2f", d / t}')
+    ml_say "delivered in $(ml_secs "$drain") s = ${ratio} x the target $(ml_secs "$target") s, over $conns connections ($tls_conns with TLS)"
+    ml_say "messages per second at the receiver: $prof"
+    ml_say "smtpfence: $paced body replies paced ($held packets through the class), $overflow let through unpaced, $refused SYNs refused while the clock ran ahead"
+    ml_say "client: $lat_ok of $lat_n messages accepted meanwhile, latency avg $lat_avg ms, max $lat_max ms (baseline $base ms)"
+    ml_check_delivered "$tag" "$n"
+    ml_check "relay: bounced" 0 "$bounced" $((bounced == 0))
+    ml_check "relay: queue empty after the drain" 0 "" "$(ml_relay_queue_empty "$kind" && echo 1 || echo 0)"
+    ml_check "drain time / (N / rate)" "0.80-1.25" "$ratio" $((drain * 100 >= target * 80 && drain * 100 <= target * 125))
+    ml_check "busiest second" "<= $((2 * rate))" "$max_sec" $((max_sec <= 2 * rate))
+    ml_check "replies let through unpaced" 0 "$overflow" $((overflow == 0))
+    if [[ $tls == tls ]]; then
+        ml_check "the relay used STARTTLS" ">= 1 connection" "$tls_conns" $((tls_conns >= 1))
+    fi
+    ml_check "client messages accepted during the pace" "$lat_n" "$lat_ok" $((lat_n > 0 && lat_ok == lat_n))
+    ml_check "client latency avg during the pace" "<= 2 x $base ms" "$lat_avg ms" $((lat_avg <= 2 * base))
+    ml_fence_shown list
+    ml_fence_shown remove "$ML_RELAY_NET" >/dev/null
+    ml_relay_stop "$kind"
+    ml_row "pace" "$kind $tls, $rate/s" msgs "$n" - "$n" "$refused" "$bounced" "$(ml_secs "$drain") s" \
+        "${ratio}x target; max $max_sec/s; $conns conns; client avg $lat_avg ms (base $base)"
+    return 0
+}
+
+# ml_scenario_pace_handover N RATE: the relay (Postfix) is blocked while it
+# tries to send N messages; then one command turns the block into
+# --messages RATE/s on the same prefix (one atomic map update). Checks:
+# every message arrives once, none bounces, and from the change on no second
+# has more than 2 x RATE.
+ml_scenario_pace_handover() {
+    local n=$1 rate=$2 tag=pacehand
+    ml_scenario_begin "pace/handover" "a blocked relay with $n messages queued; the block becomes limit --messages $rate/s"
+    ml_relay_prepare postfix plain
+    ml_backlog relay "$tag" "$n"
+    ml_fence_shown block "$ML_RELAY_NET" --reason "upstream unloading its backlog" >/dev/null ||
+        ml_die "block $ML_RELAY_NET failed"
+    local relay_mark mx_mark
+    relay_mark=$(ml_log_lines relay)
+    ml_release relay
+    ml_wait 60 ml_deferred_msgs_is relay "$relay_mark" 1 || ml_die "the blocked relay deferred nothing"
+    mx_mark=$(ml_log_lines mx)
+    local t0 rc
+    t0=$(ml_now_ms)
+    ml_fence_shown limit "$ML_RELAY_NET" --messages "$rate/s" --reason "upstream unloading its backlog"
+    rc=$?
+    ml_check "block -> limit --messages $rate/s, one command" "exit 0" "exit $rc" $((rc == 0))
+    ml_pf_flush relay # the relay retries now rather than after its backoff
+    ml_wait $((n * 3 / rate + 60)) ml_delivered_at_least "$tag" "$n"
+    local t1 drain prof max_sec bounced
+    t1=$(ml_now_ms)
+    drain=$((t1 - t0))
+    ml_wait 30 ml_pf_queue_empty relay
+    prof=$(ml_arrival_profile "$tag" "$mx_mark")
+    max_sec=$(ml_profile_max "$prof")
+    bounced=$(ml_bounced relay "$relay_mark")
+    ml_say "after the change: delivered in $(ml_secs "$drain") s (target $(ml_secs $((n * 1000 / rate))) s)"
+    ml_say "messages per second at the receiver: $prof"
+    ml_check_delivered "$tag" "$n"
+    ml_check "relay: bounced" 0 "$bounced" $((bounced == 0))
+    ml_check "busiest second after the change" "<= $((2 * rate))" "$max_sec" $((max_sec <= 2 * rate))
+    ml_fence_shown remove "$ML_RELAY_NET" >/dev/null
+    ml_pf_stop relay
+    ml_row "pace" "block -> messages $rate/s" msgs "$n" "$n" "$n" - "$bounced" "$(ml_secs "$drain") s" "max $max_sec/s after the change"
+    return 0
+}

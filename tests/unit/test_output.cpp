@@ -154,7 +154,13 @@ TEST(RuleJson, LimitObjectForALimitRule) {
           {"tracked_keys", 1},
           {"allowed", 17},
           {"rate_dropped", 23},
-          {"conns_dropped", 0}}},
+          {"conns_dropped", 0},
+          {"messages", nullptr},
+          {"message_interval_ns", 0},
+          {"messages_paced", 0},
+          {"pace_packets", 0},
+          {"pace_overflow", 0},
+          {"pace_refused", 0}}},
         {"created_unix", 1795600000},
         {"created", "2026-11-25T09:46:40Z"},
         {"created_by", "alice"},
@@ -172,14 +178,16 @@ TEST(RuleJson, LimitObjectForALimitRule) {
     EXPECT_EQ(v6.at("family"), "ipv6");
     EXPECT_EQ(v6.at("limit").dump(),
               R"({"rate":"10/min","interval_ns":6000000000,"burst":3,"max_conns":2,"per":"/56","key_prefixlen":56,)"
-              R"("tracked_keys":17,"allowed":234,"rate_dropped":600,"conns_dropped":400})");
+              R"("tracked_keys":17,"allowed":234,"rate_dropped":600,"conns_dropped":400,"messages":null,)"
+              R"("message_interval_ns":0,"messages_paced":0,"pace_packets":0,"pace_overflow":0,"pace_refused":0})");
 }
 
 TEST(RuleJson, LimitWithoutARateHasANullRate) {
     auto j = rule_json(conns_limit());
     EXPECT_EQ(j.at("limit").dump(),
               R"({"rate":null,"interval_ns":0,"burst":0,"max_conns":3,"per":"source","key_prefixlen":32,)"
-              R"("tracked_keys":0,"allowed":5,"rate_dropped":0,"conns_dropped":0})");
+              R"("tracked_keys":0,"allowed":5,"rate_dropped":0,"conns_dropped":0,"messages":null,)"
+              R"("message_interval_ns":0,"messages_paced":0,"pace_packets":0,"pace_overflow":0,"pace_refused":0})");
 }
 
 TEST(RuleJson, LimitIsNullForBlockAndAllow) {
