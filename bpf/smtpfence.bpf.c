@@ -521,15 +521,14 @@ static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
 }
 
 /* A paced rule admits a new connection while its clock runs at most
- * FENCE_PACE_BURST_NS, less one interval, ahead: its SYN-ACK, which waits in
- * the class, then leaves before the sender's first SYN retransmission. */
+ * FENCE_PACE_ADMIT_AHEAD_NS (or one interval) ahead. */
 static __always_inline int pace_admits(const struct rule_value *rule)
 {
 	struct rule_pace *pace = pace_of(rule);
 
 	if (!pace)
 		return 1;
-	__u64 ahead = pace->interval_ns < FENCE_PACE_BURST_NS ? FENCE_PACE_BURST_NS - pace->interval_ns : 0;
+	__u64 ahead = pace->interval_ns > FENCE_PACE_ADMIT_AHEAD_NS ? pace->interval_ns : FENCE_PACE_ADMIT_AHEAD_NS;
 
 	if (pace->tat_ns <= bpf_ktime_get_ns() + ahead)
 		return 1;
@@ -1091,16 +1090,15 @@ int smtpfence_pace(struct __sk_buff *skb)
 			}
 			steer = 1;
 			flow->held = FENCE_PACE_HELD_REPLY;
-			flow->held_ack = ack;
 			__sync_fetch_and_add(&pace->messages, 1);
 		}
-	} else if (flow->held == FENCE_PACE_HELD_REPLY && ack == flow->held_ack && now < flow->hold_until_ns) {
-		/* More of a held reply: it keeps its order behind the first part. */
-		steer = 1;
 	}
+	/* Only the reply's first segment waits in the class: the class charges
+	 * every packet, and one per message keeps it at the pace. Later segments
+	 * (more of the reply, TLS records after it) overtake it, and the sender's
+	 * TCP keeps them until the first arrives: it cannot read past it. */
 	if (!steer)
 		return TC_ACT_UNSPEC;
-	/* The class charges every packet steered into it; so does the clock. */
 	flow->hold_until_ns = charge_pace(pace, now);
 	__sync_fetch_and_add(&pace->packets, 1);
 	skb->priority = pace->classid;

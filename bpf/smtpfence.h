@@ -71,21 +71,24 @@
  *    from TCP sequence numbers, so STARTTLS hides nothing): the sender waits
  *    for it before its next message.
  * So messages follow the pace whatever the sender's session reuse,
- * pipelining or TLS. A clock per rule (rule_pace.tat_ns) follows the class:
- * a new connection is refused (its SYN dropped, so the sender retries)
- * while the clock runs more than FENCE_PACE_BURST_NS, less one interval,
- * ahead, so that a SYN-ACK waits less than a sender's first SYN
- * retransmission (1 s), and sessions do not pile up behind the class. A
- * reply never waits more than FENCE_PACE_MAX_DELAY_NS: one that would
+ * pipelining or TLS. (A session's second message follows its first reply
+ * at once, so a second in which new sessions start can carry up to twice
+ * the pace.) A clock per rule (rule_pace.tat_ns) follows the class: a new
+ * connection is refused (its SYN dropped, so the sender retries) while the
+ * clock runs more than FENCE_PACE_ADMIT_AHEAD_NS (or one interval, the
+ * longer) ahead, so that sessions do not pile up behind the class and a
+ * SYN-ACK waits far less than a sender's connect timeout (Postfix 30 s); the
+ * sender's SYN retransmissions meanwhile are answered when the SYN-ACK
+ * leaves (its copies are dropped). A reply never waits more than FENCE_PACE_MAX_DELAY_NS: one that would
  * leaves unpaced (counted as `overflow`), far below senders' data timeouts
  * (Postfix smtp_data_done_timeout 600 s, Exim's data_timeout 5 min), after
  * which a sender whose body was accepted sends it again (the message arrives
  * twice). The slowest pace is one message per FENCE_PACE_MAX_INTERVAL_NS. */
 #define FENCE_PACE_MIN_UPLOAD 256
-#define FENCE_PACE_BURST_NS (1000000000ull)
+#define FENCE_PACE_ADMIT_AHEAD_NS (5ull * 1000000000ull)
 #define FENCE_PACE_MAX_DELAY_NS (60ull * 1000000000ull)
 #define FENCE_PACE_MAX_INTERVAL_NS (10ull * 1000000000ull)
-#define FENCE_PACE_HELD_REPLY 1     /* a reply: more of it follows it into the class */
+#define FENCE_PACE_HELD_REPLY 1     /* the first segment of a reply */
 #define FENCE_PACE_HELD_HANDSHAKE 2 /* a SYN-ACK */
 
 /* The HTB root smtpfence installs on a paced interface ("SF"); a paced
@@ -322,7 +325,7 @@ struct pace_flow_key {
 struct pace_flow {
 	__u32 turn_ack;  /* the client's bytes acknowledged by the last reply */
 	__u32 sent_end;  /* sequence number after the last byte sent */
-	__u32 held_ack;  /* turn_ack of the reply steered into the class */
+	__u32 pad;
 	__u16 held;      /* FENCE_PACE_HELD_* while a steered packet may still wait */
 	__u16 bodies;    /* message bodies seen (saturating): the first is paid
 			  * for by the session's SYN-ACK */

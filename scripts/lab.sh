@@ -26,7 +26,12 @@
 #                   its first retry: deferred (postqueue -j), not bounced;
 #                   after the unblock all arrive, each once;
 #   mta-cost        the same 2000-connection flood against Postfix with anvil
-#                   only, then behind smtpfence: CPU time and smtpd processes.
+#                   only, then behind smtpfence: CPU time and smtpd processes;
+#   pace            the relay releases 200 messages under `limit
+#                   198.51.100.16/28 --messages 5/s`: Postfix (sessions
+#                   reused), then Exim with STARTTLS: all delivered once, at
+#                   5 messages a second, a second sender unaffected; then a
+#                   block handed over to the pace in one command.
 #
 # Postfix runs as private instances (`postfix -c DIR`, own config, queue and
 # log in a temporary directory); the system's /etc/postfix is never written
@@ -36,7 +41,7 @@
 # namespace has a route out.
 #
 # Run as root from anywhere:  sudo scripts/lab.sh [SCENARIO...]
-#   SCENARIO: storm upstream nothing-lost mta-cost (default: all, ~3 minutes)
+#   SCENARIO: storm upstream nothing-lost mta-cost pace (default: all, ~5 minutes)
 # If build/smtpfence is missing it installs the dependencies and builds first.
 # Exit status: 0 when every check passed, 1 otherwise.
 set -u
@@ -45,16 +50,16 @@ LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$LAB_ROOT" || exit 1
 
 SCENARIOS=("$@")
-((${#SCENARIOS[@]})) || SCENARIOS=(storm upstream nothing-lost mta-cost)
+((${#SCENARIOS[@]})) || SCENARIOS=(storm upstream nothing-lost mta-cost pace)
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    storm | upstream | nothing-lost | mta-cost) ;;
+    storm | upstream | nothing-lost | mta-cost | pace) ;;
     -h | --help)
         sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "lab: unknown scenario '$s' (storm, upstream, nothing-lost, mta-cost)" >&2
+        echo "lab: unknown scenario '$s' (storm, upstream, nothing-lost, mta-cost, pace)" >&2
         exit 2
         ;;
     esac
@@ -72,7 +77,8 @@ TCPPROBE=${TCPPROBE:-$LAB_ROOT/build/tests/tcpprobe}
 export SMTPFENCE TCPPROBE
 
 need_deps=0
-for tool in ip nsenter jq postfix swaks; do command -v "$tool" >/dev/null 2>&1 || need_deps=1; done
+for tool in ip nsenter jq postfix swaks tc; do command -v "$tool" >/dev/null 2>&1 || need_deps=1; done
+[[ -u /var/cache/smtpfence-deps/exim/usr/sbin/exim4 ]] || need_deps=1 # the Exim relay (pace)
 if [[ ! -x $SMTPFENCE ]] || ((need_deps)); then
     echo "== installing dependencies (scripts/install-deps.sh)"
     scripts/install-deps.sh || { echo "lab: installing dependencies failed" >&2; exit 1; }
@@ -96,8 +102,11 @@ fi
 source "$LAB_ROOT/scripts/lab/mail.sh"
 # shellcheck source=SCRIPTDIR/lab/scenarios.sh
 source "$LAB_ROOT/scripts/lab/scenarios.sh"
+# shellcheck source=SCRIPTDIR/lab/exim.sh
+source "$LAB_ROOT/scripts/lab/exim.sh"
 
 ml_require # exits 77 without Postfix/swaks, which install-deps.sh provides
+ml_exim_require
 started=$SECONDS
 printf '%sThe smtpfence mail lab%s: %s\n' "$ML_C_B" "$ML_C_OFF" "${SCENARIOS[*]}"
 ml_setup
@@ -113,6 +122,12 @@ for s in "${SCENARIOS[@]}"; do
         ;;
     nothing-lost) ml_scenario_nothing_lost 50 ;;
     mta-cost) ml_scenario_mta_cost 50 200 40 ;;
+    pace)
+        ml_scenario_pace postfix plain 200 5
+        ml_pf_tls mx
+        ml_scenario_pace exim tls 200 5
+        ml_scenario_pace_handover 100 5
+        ;;
     esac
 done
 

@@ -87,12 +87,16 @@ Bytes tcp(const Tcp& t) {
     put16(out, t.sport);
     put16(out, t.dport);
     put32(out, t.seq);
-    put32(out, (t.flags & kAck) ? 2000 : 0);   // ack
+    put32(out, (t.flags & kAck) ? t.ack : 0);
     out.push_back(5 << 4);                     // doff 5
     out.push_back(t.flags);
     put16(out, 64240);                         // window
     put32(out, 0);                             // checksum, urgent pointer
-    out.insert(out.end(), t.payload, 'x');
+    if (t.data.empty()) {
+        out.insert(out.end(), t.payload, 'x');
+    } else {
+        append(out, t.data);
+    }
     return out;
 }
 
@@ -257,6 +261,17 @@ int PinnedFenceTest::run_raw(const Bytes& frame) const {
                 .repeat = 1);
     int err = bpf_prog_test_run_opts(program_->fd(), &opts);
     return err != 0 ? err : static_cast<int>(opts.retval);
+}
+
+PinnedFenceTest::EgressRun PinnedFenceTest::run_pace(const Bytes& frame) const {
+    __sk_buff ctx{};
+    __sk_buff ctx_out{};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
+                .ctx_in = &ctx, .ctx_out = &ctx_out, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof ctx_out,
+                .repeat = 1);
+    int err = bpf_prog_test_run_opts(program_->pace_fd(), &opts);
+    if (err != 0) return {err, 0};
+    return {static_cast<int>(opts.retval), ctx_out.priority};
 }
 
 }  // namespace smtpfence::bpftest

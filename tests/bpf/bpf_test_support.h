@@ -41,6 +41,8 @@ struct Tcp {
     size_t payload = 0;
     uint16_t sport = 40000;
     uint32_t seq = 1000;  // a retransmitted SYN repeats its sport and seq
+    uint32_t ack = 2000;  // with kAck
+    Bytes data = {};      // the payload's bytes; else `payload` bytes of 'x'
 };
 
 // A 20-byte TCP header (checksum left zero: XDP does not look) and payload.
@@ -134,6 +136,13 @@ protected:
 
     // The program's return value on `frame`, or -errno when the kernel refuses the run.
     int run_raw(const Bytes& frame) const;
+    // The egress (message pacing) program on an outgoing `frame`: its return
+    // value, and the skb priority it leaves (0 in).
+    struct EgressRun {
+        int retval = 0;
+        uint32_t priority = 0;
+    };
+    EgressRun run_pace(const Bytes& frame) const;
 
     GlobalCounts global() const { return global_counts(fence_->counters()); }
 

@@ -1,0 +1,236 @@
+// Message pacing (`limit --messages`) on crafted frames, through
+// bpf_prog_test_run_opts: the tc egress program steers a paced session's
+// SYN-ACK and every later reply to a message body into the rule's class
+// (skb->priority) and nothing else: not the first body's reply (the SYN-ACK
+// paid for it), not command replies, not a TLS handshake, not other ports,
+// sources or pure ACKs; it drops a retransmission of a reply still held, and
+// lets a reply through unpaced rather than hold it past the delay cap. The
+// XDP program refuses a paced rule's SYN while the pace clock runs ahead.
+// Needs root; skipped otherwise.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "bpf_handles.h"
+#include "bpf_test_support.h"
+#include "cidr.h"
+#include "fence.h"
+#include "limit_options.h"
+#include "smtpfence.h"
+
+using namespace smtpfence;
+using namespace smtpfence::bpftest;
+
+namespace {
+
+constexpr int kUnspec = -1;  // TC_ACT_UNSPEC: the packet goes on as it was
+constexpr int kShot = 2;     // TC_ACT_SHOT
+constexpr const char* kMailHost = "198.51.100.254";
+constexpr const char* kRelay = "198.51.100.20";
+constexpr uint32_t kClientIsn = 5000;  // the relay's initial sequence number
+constexpr uint32_t kServerIsn = 9000;  // the mail host's
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+class Pace : public PinnedFenceTest {
+protected:
+    void SetUp() override {
+        PinnedFenceTest::SetUp();
+        if (IsSkipped()) return;
+        LimitSpec limit;
+        limit.message_interval_ns = parse_message_rate("5/s");
+        limit.key_prefixlen = 28;
+        fence().add_rule(parse_cidr("198.51.100.16/28").cidr, Action::Limit, "pace test", "gtest", limit);
+        fence().sync_pacing();  // nothing attached: tells the program a rule is paced
+        classid_ = pace().classid;
+        ASSERT_NE(classid_, 0u);
+        ASSERT_EQ(classid_ >> 16, uint32_t{FENCE_PACE_QDISC_MAJOR});
+    }
+
+    rule_pace pace() const {
+        for (const Rule& r : fence().rules()) {
+            if (r.limit.message_interval_ns) return r.pace;
+        }
+        ADD_FAILURE() << "no paced rule";
+        return {};
+    }
+
+    void set_clock(uint64_t tat_ns) {
+        rule_pace p = pace();
+        uint32_t slot = 0;
+        for (const Rule& r : fence().rules()) {
+            if (r.limit.message_interval_ns) slot = r.slot;
+        }
+        p.tat_ns = tat_ns;
+        const std::string path = pin_dir() + "/" FENCE_MAP_RULE_PACE;
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0) throw std::runtime_error("bpf_obj_get " + path + ": " + std::strerror(errno));
+        UniqueFd map(fd);
+        ASSERT_EQ(bpf_map_update_elem(map.get(), &slot, &p, 0), 0);
+    }
+
+    // A segment of the mail host's session with `to` (port 25 -> 40000):
+    // `sent` bytes of the server's stream before it, `acked` of the client's.
+    static Bytes reply(const std::string& to, uint32_t sent, uint32_t acked, size_t len, uint16_t sport = 25,
+                       const Bytes& data = {}) {
+        Tcp t{.dport = 40000, .flags = static_cast<uint8_t>(kAck | kPsh), .payload = len, .sport = sport,
+              .seq = kServerIsn + 1 + sent, .ack = kClientIsn + 1 + acked, .data = data};
+        return v4({.src = kMailHost, .dst = to}, tcp(t));
+    }
+    static Bytes syn_ack(const std::string& to, uint16_t sport = 25) {
+        Tcp t{.dport = 40000, .flags = static_cast<uint8_t>(kSyn | kAck), .sport = sport, .seq = kServerIsn,
+              .ack = kClientIsn + 1};
+        return v4({.src = kMailHost, .dst = to}, tcp(t));
+    }
+
+    // 'S' steered into the class, '-' left alone, 'X' dropped, 'E' error.
+    char steer(const Bytes& frame) const {
+        EgressRun r = run_pace(frame);
+        if (r.retval == kShot) return 'X';
+        if (r.retval != kUnspec) return 'E';
+        if (r.priority == classid_) return 'S';
+        return r.priority == 0 ? '-' : 'E';
+    }
+
+    uint32_t classid_ = 0;
+};
+
+// One session, as Postfix runs it with PIPELINING and a reused connection:
+// banner, EHLO, MAIL+RCPT+DATA, body, then per further message RSET,
+// MAIL+RCPT+DATA, body; QUIT. Steered: the SYN-ACK and the replies to the
+// second and third bodies; the clock moved one interval per steered packet.
+TEST_F(Pace, SteersTheSynAckAndTheRepliesToLaterBodiesOnly) {
+    if (IsSkipped()) return;
+    std::string got;
+    uint32_t sent = 0, acked = 0;
+    auto turn = [&](uint32_t upload, size_t len) {
+        acked += upload;
+        got += steer(reply(kRelay, sent, acked, len));
+        sent += static_cast<uint32_t>(len);
+    };
+    const uint64_t before = monotonic_ns();
+    got += steer(syn_ack(kRelay));
+    turn(0, 30);     // 220 banner
+    turn(20, 120);   // EHLO
+    turn(90, 40);    // MAIL, RCPT, DATA
+    turn(1200, 40);  // the first body: paid for by the SYN-ACK
+    turn(6, 20);     // RSET
+    turn(90, 40);
+    turn(1200, 40);  // the second body
+    turn(6, 20);
+    turn(90, 40);
+    turn(1200, 40);  // the third
+    turn(6, 20);     // QUIT
+    EXPECT_EQ(got, "S------S--S-");
+    rule_pace p = pace();
+    EXPECT_EQ(p.messages, 3u);
+    EXPECT_EQ(p.packets, 3u);
+    EXPECT_EQ(p.overflow, 0u);
+    EXPECT_GE(p.tat_ns, before + 3 * p.interval_ns);
+    EXPECT_LE(p.tat_ns, monotonic_ns() + 3 * p.interval_ns);
+}
+
+// STARTTLS: the ClientHello is an upload of hundreds of bytes, but the reply
+// is a TLS handshake record; then the first body (encrypted) is free, the
+// second is steered. Of a reply in two segments only the first waits in the
+// class (it holds the sender all the same: its TCP cannot read past it).
+TEST_F(Pace, TlsHandshakeIsNoMessageAndOnlyAReplysFirstSegmentWaits) {
+    if (IsSkipped()) return;
+    const Bytes server_hello{0x16, 0x03, 0x03, 0x00, 0x7a, 0x02};
+    const Bytes record{0x17, 0x03, 0x03, 0x00, 0x40};
+    std::string got;
+    got += steer(syn_ack(kRelay));
+    got += steer(reply(kRelay, 0, 0, 30));                        // banner
+    got += steer(reply(kRelay, 30, 20, 120));                     // EHLO
+    got += steer(reply(kRelay, 150, 30, 30));                     // STARTTLS
+    got += steer(reply(kRelay, 180, 530, 1400, 25, server_hello)); // ClientHello (500 B)
+    got += steer(reply(kRelay, 1580, 1730, 90, 25, record));      // the first body
+    got += steer(reply(kRelay, 1670, 2930, 60, 25, record));      // the second body...
+    got += steer(reply(kRelay, 1730, 2930, 60, 25, record));      // ...in two segments
+    got += steer(reply(kRelay, 1790, 2960, 40, 25, record));      // QUIT
+    EXPECT_EQ(got, "S-----S--");
+    EXPECT_EQ(pace().messages, 2u);
+    EXPECT_EQ(pace().packets, 2u);
+}
+
+// While a reply may still wait in the class, a retransmission of it would
+// reach the sender first: it is dropped (the original is still queued).
+// Once the hold is over, a retransmission leaves as usual.
+TEST_F(Pace, DropsARetransmissionOfAHeldReply) {
+    if (IsSkipped()) return;
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'S');
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'X') << "a SYN-ACK retransmitted while the first is held";
+    EXPECT_EQ(steer(reply(kRelay, 0, 0, 30)), '-');
+    EXPECT_EQ(steer(reply(kRelay, 30, 1200, 40)), '-');  // the first body
+    set_clock(monotonic_ns() + 3'000'000'000ull);         // three seconds of replies queued
+    EXPECT_EQ(steer(reply(kRelay, 70, 2400, 40)), 'S');
+    EXPECT_EQ(steer(reply(kRelay, 70, 2400, 40)), 'X');
+    set_clock(0);
+    EXPECT_EQ(steer(reply(kRelay, 110, 2410, 20)), '-');
+}
+
+// A reply that would wait longer than FENCE_PACE_MAX_DELAY_NS leaves
+// unpaced, and is counted: senders time out long before a sender's data
+// timeout would make them send the message again.
+TEST_F(Pace, LetsAReplyThroughRatherThanHoldItPastTheDelayCap) {
+    if (IsSkipped()) return;
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'S');
+    EXPECT_EQ(steer(reply(kRelay, 0, 1200, 40)), '-');  // the first body
+    set_clock(monotonic_ns() + FENCE_PACE_MAX_DELAY_NS + 5'000'000'000ull);
+    EXPECT_EQ(steer(reply(kRelay, 40, 2400, 40)), '-');
+    EXPECT_EQ(pace().overflow, 1u);
+    EXPECT_EQ(pace().messages, 1u);
+}
+
+// Only the paced rule's sources, only SMTP ports, only segments that carry
+// something: the rest leaves untouched, whatever the clock.
+TEST_F(Pace, LeavesEverythingElseAlone) {
+    if (IsSkipped()) return;
+    EXPECT_EQ(steer(syn_ack("198.51.100.40")), '-') << "a source outside the rule";
+    EXPECT_EQ(steer(syn_ack(kRelay, 22)), '-') << "ssh";
+    EXPECT_EQ(steer(v4({.src = kMailHost, .dst = kRelay},
+                       tcp({.dport = 40000, .flags = kAck, .sport = 25, .seq = kServerIsn + 1}))),
+              '-')
+        << "a pure ACK";
+    EXPECT_EQ(steer(v6({.src = "2001:db8:25::25", .dst = "2001:db8::20"},
+                       tcp({.dport = 40000, .flags = static_cast<uint8_t>(kSyn | kAck), .sport = 25}))),
+              '-')
+        << "IPv6, no rule";
+    EXPECT_EQ(steer(truncated(syn_ack(kRelay), 40)), '-') << "a truncated frame";
+    EXPECT_EQ(pace().packets, 0u);
+}
+
+// With no paced rule, the program returns before parsing: nothing steered.
+TEST_F(Pace, NothingIsSteeredWhenNoRuleIsPaced) {
+    if (IsSkipped()) return;
+    fence().remove_rule(parse_cidr("198.51.100.16/28").cidr);
+    fence().sync_pacing();
+    EXPECT_EQ(steer(syn_ack(kRelay)), '-');
+}
+
+// The XDP side: a paced rule's SYN is admitted while the clock runs at most
+// FENCE_PACE_ADMIT_AHEAD_NS ahead, refused (dropped, counted as `refused`)
+// beyond.
+TEST_F(Pace, RefusesNewConnectionsWhileTheClockRunsAhead) {
+    if (IsSkipped()) return;
+    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
+    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_AHEAD_NS + 1'000'000'000ull);
+    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_DROP);
+    EXPECT_EQ(pace().refused, 1u);
+    EXPECT_EQ(run_raw(syn4("198.51.100.40")), XDP_PASS) << "another source, no rule";
+    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_AHEAD_NS - 1'000'000'000ull);
+    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
+}
+
+}  // namespace
