@@ -521,14 +521,20 @@ static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
 }
 
 /* A paced rule admits a new connection while its clock runs at most
- * FENCE_PACE_ADMIT_AHEAD_NS (or one interval) ahead. */
+ * FENCE_PACE_ADMIT_INTERVALS intervals ahead, within FENCE_PACE_ADMIT_MIN_NS
+ * and FENCE_PACE_ADMIT_MAX_NS. */
 static __always_inline int pace_admits(const struct rule_value *rule)
 {
 	struct rule_pace *pace = pace_of(rule);
 
 	if (!pace)
 		return 1;
-	__u64 ahead = pace->interval_ns > FENCE_PACE_ADMIT_AHEAD_NS ? pace->interval_ns : FENCE_PACE_ADMIT_AHEAD_NS;
+	__u64 ahead = pace->interval_ns * FENCE_PACE_ADMIT_INTERVALS;
+
+	if (ahead < FENCE_PACE_ADMIT_MIN_NS)
+		ahead = FENCE_PACE_ADMIT_MIN_NS;
+	if (ahead > FENCE_PACE_ADMIT_MAX_NS)
+		ahead = FENCE_PACE_ADMIT_MAX_NS;
 
 	if (pace->tat_ns <= bpf_ktime_get_ns() + ahead)
 		return 1;
@@ -886,7 +892,7 @@ int smtpfence_sockops(struct bpf_sock_ops *skops)
  * everything else leaves as before. See FENCE_PACE_MIN_UPLOAD.
  */
 #define TC_ACT_UNSPEC (-1)
-#define TC_ACT_SHOT 2
+#define TC_ACT_STOLEN 4
 
 /* Where the egress parser found a mail host's SMTP segment with payload. */
 struct egress_segment {
@@ -1039,9 +1045,12 @@ int smtpfence_pace(struct __sk_buff *skb)
 	if (flow && seq_before(seq, flow->sent_end)) {
 		/* A retransmission. While the original may still wait in the
 		 * class, sending it unpaced would let the held packet's message
-		 * start early; the original is still queued, so nothing is lost. */
+		 * start early; the original is still queued, so nothing is lost.
+		 * Taken away as if sent (STOLEN), not dropped (SHOT): a SYN-ACK
+		 * retransmission that fails makes the kernel give up the
+		 * half-open connection, and the sender's ACK then meets a RST. */
 		if (flow->held && now < flow->hold_until_ns)
-			return TC_ACT_SHOT;
+			return TC_ACT_STOLEN;
 		return TC_ACT_UNSPEC;
 	}
 	if (tcp->syn) {

@@ -75,17 +75,20 @@
  * at once, so a second in which new sessions start can carry up to twice
  * the pace.) A clock per rule (rule_pace.tat_ns) follows the class: a new
  * connection is refused (its SYN dropped, so the sender retries) while the
- * clock runs more than FENCE_PACE_ADMIT_AHEAD_NS (or one interval, the
- * longer) ahead, so that sessions do not pile up behind the class and a
- * SYN-ACK waits far less than a sender's connect timeout (Postfix 30 s); the
- * sender's SYN retransmissions meanwhile are answered when the SYN-ACK
- * leaves (its copies are dropped). A reply never waits more than FENCE_PACE_MAX_DELAY_NS: one that would
+ * clock runs more than FENCE_PACE_ADMIT_INTERVALS intervals ahead (at
+ * least FENCE_PACE_ADMIT_MIN_NS, at most FENCE_PACE_ADMIT_MAX_NS): so that
+ * sessions do not pile up behind the class (each new one brings its first
+ * two messages close together), and a SYN-ACK waits well below a sender's
+ * connect timeout (Postfix 30 s); the sender's SYN retransmissions meanwhile
+ * are answered when the SYN-ACK leaves. A reply never waits more than FENCE_PACE_MAX_DELAY_NS: one that would
  * leaves unpaced (counted as `overflow`), far below senders' data timeouts
  * (Postfix smtp_data_done_timeout 600 s, Exim's data_timeout 5 min), after
  * which a sender whose body was accepted sends it again (the message arrives
  * twice). The slowest pace is one message per FENCE_PACE_MAX_INTERVAL_NS. */
 #define FENCE_PACE_MIN_UPLOAD 256
-#define FENCE_PACE_ADMIT_AHEAD_NS (5ull * 1000000000ull)
+#define FENCE_PACE_ADMIT_INTERVALS 8
+#define FENCE_PACE_ADMIT_MIN_NS (2ull * 1000000000ull)
+#define FENCE_PACE_ADMIT_MAX_NS (20ull * 1000000000ull)
 #define FENCE_PACE_MAX_DELAY_NS (60ull * 1000000000ull)
 #define FENCE_PACE_MAX_INTERVAL_NS (10ull * 1000000000ull)
 #define FENCE_PACE_HELD_REPLY 1     /* the first segment of a reply */

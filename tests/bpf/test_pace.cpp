@@ -3,7 +3,7 @@
 // SYN-ACK and every later reply to a message body into the rule's class
 // (skb->priority) and nothing else: not the first body's reply (the SYN-ACK
 // paid for it), not command replies, not a TLS handshake, not other ports,
-// sources or pure ACKs; it drops a retransmission of a reply still held, and
+// sources or pure ACKs; it takes away a retransmission of a packet still held, and
 // lets a reply through unpaced rather than hold it past the delay cap. The
 // XDP program refuses a paced rule's SYN while the pace clock runs ahead.
 // Needs root; skipped otherwise.
@@ -31,7 +31,7 @@ using namespace smtpfence::bpftest;
 namespace {
 
 constexpr int kUnspec = -1;  // TC_ACT_UNSPEC: the packet goes on as it was
-constexpr int kShot = 2;     // TC_ACT_SHOT
+constexpr int kStolen = 4;   // TC_ACT_STOLEN: taken away, reported to the stack as sent
 constexpr const char* kMailHost = "198.51.100.254";
 constexpr const char* kRelay = "198.51.100.20";
 constexpr uint32_t kClientIsn = 5000;  // the relay's initial sequence number
@@ -94,10 +94,10 @@ protected:
         return v4({.src = kMailHost, .dst = to}, tcp(t));
     }
 
-    // 'S' steered into the class, '-' left alone, 'X' dropped, 'E' error.
+    // 'S' steered into the class, '-' left alone, 'X' taken away (not sent), 'E' error.
     char steer(const Bytes& frame) const {
         EgressRun r = run_pace(frame);
-        if (r.retval == kShot) return 'X';
+        if (r.retval == kStolen) return 'X';
         if (r.retval != kUnspec) return 'E';
         if (r.priority == classid_) return 'S';
         return r.priority == 0 ? '-' : 'E';
@@ -165,8 +165,10 @@ TEST_F(Pace, TlsHandshakeIsNoMessageAndOnlyAReplysFirstSegmentWaits) {
 }
 
 // While a reply may still wait in the class, a retransmission of it would
-// reach the sender first: it is dropped (the original is still queued).
-// Once the hold is over, a retransmission leaves as usual.
+// reach the sender first: it is taken away (the original is still queued),
+// reported to the stack as sent (a failed SYN-ACK retransmission would make
+// the kernel drop the half-open connection). Once the hold is over, a
+// retransmission leaves as usual.
 TEST_F(Pace, DropsARetransmissionOfAHeldReply) {
     if (IsSkipped()) return;
     EXPECT_EQ(steer(syn_ack(kRelay)), 'S');
@@ -220,16 +222,16 @@ TEST_F(Pace, NothingIsSteeredWhenNoRuleIsPaced) {
 }
 
 // The XDP side: a paced rule's SYN is admitted while the clock runs at most
-// FENCE_PACE_ADMIT_AHEAD_NS ahead, refused (dropped, counted as `refused`)
-// beyond.
+// FENCE_PACE_ADMIT_INTERVALS intervals ahead (at 5/s: less than the minimum,
+// FENCE_PACE_ADMIT_MIN_NS), refused (dropped, counted as `refused`) beyond.
 TEST_F(Pace, RefusesNewConnectionsWhileTheClockRunsAhead) {
     if (IsSkipped()) return;
     EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
-    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_AHEAD_NS + 1'000'000'000ull);
+    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS + 500'000'000ull);
     EXPECT_EQ(run_raw(syn4(kRelay)), XDP_DROP);
     EXPECT_EQ(pace().refused, 1u);
     EXPECT_EQ(run_raw(syn4("198.51.100.40")), XDP_PASS) << "another source, no rule";
-    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_AHEAD_NS - 1'000'000'000ull);
+    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS - 500'000'000ull);
     EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
 }
 
