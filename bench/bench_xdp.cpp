@@ -160,7 +160,7 @@ std::vector<uint8_t> tcp_v4(const Cidr& src, uint16_t dport, uint8_t flags) {
     b[ip + 8] = 64;
     b[ip + 9] = 6;  // TCP
     std::memcpy(&b[ip + 12], src.addr.data(), 4);
-    const uint8_t dst[4] = {192, 0, 2, 1};
+    const uint8_t dst[4] = {198, 51, 100, 1};
     std::memcpy(&b[ip + 16], dst, 4);
     put_tcp(b, ip + 20, dport, flags);
     return b;
@@ -177,6 +177,39 @@ std::vector<uint8_t> tcp_v6(const Cidr& src, uint16_t dport, uint8_t flags) {
     Cidr dst = parse_cidr("2001:db8:25::1").cidr;
     std::memcpy(&b[ip + 24], dst.addr.data(), 16);
     put_tcp(b, ip + 40, dport, flags);
+    return b;
+}
+
+// What the mail host sends: a 40-byte reply from `sport` to `dst` (ACK|PSH),
+// as the egress program sees it.
+std::vector<uint8_t> reply_v4(const Cidr& dst, uint16_t sport) {
+    auto b = ethernet(0x0800, 20 + 20 + 40);
+    size_t ip = 14;
+    b[ip] = 0x45;
+    put16(b, ip + 2, 80);
+    put16(b, ip + 6, 0x4000);
+    b[ip + 8] = 64;
+    b[ip + 9] = 6;
+    const uint8_t src[4] = {198, 51, 100, 1};
+    std::memcpy(&b[ip + 12], src, 4);
+    std::memcpy(&b[ip + 16], dst.addr.data(), 4);
+    put_tcp(b, ip + 20, 40000, 0x18);
+    put16(b, ip + 20, sport);
+    return b;
+}
+
+std::vector<uint8_t> reply_v6(const Cidr& dst, uint16_t sport) {
+    auto b = ethernet(0x86dd, 40 + 20 + 40);
+    size_t ip = 14;
+    b[ip] = 0x60;
+    put16(b, ip + 4, 60);
+    b[ip + 6] = 6;
+    b[ip + 7] = 64;
+    Cidr src = parse_cidr("2001:db8:25::1").cidr;
+    std::memcpy(&b[ip + 8], src.addr.data(), 16);
+    std::memcpy(&b[ip + 24], dst.addr.data(), 16);
+    put_tcp(b, ip + 40, 40000, 0x18);
+    put16(b, ip + 40, sport);
     return b;
 }
 
@@ -225,6 +258,8 @@ std::vector<Cidr> random_prefixes(const FamilySetup& f, uint32_t count, std::mt1
 }
 
 // ---- measurement ------------------------------------------------------------
+
+constexpr uint32_t kTcActUnspec = static_cast<uint32_t>(-1);
 
 struct RunResult {
     uint32_t ns_per_packet;  // the kernel's opts.duration
@@ -293,6 +328,7 @@ const char* verdict_name(uint32_t retval) {
     case XDP_ABORTED: return "ABORTED";
     case XDP_TX: return "TX";
     case XDP_REDIRECT: return "REDIRECT";
+    case kTcActUnspec: return "UNSPEC (tc: goes on)";
     }
     return "?";
 }
@@ -320,7 +356,7 @@ Row make_row(uint32_t size, const std::string& name, const std::vector<uint32_t>
 // The same packet repeated: calibrated repeat counts, runs of the baseline and
 // the fence alternating.
 Row measure(uint32_t size, const std::string& name, const std::vector<uint8_t>& bytes, uint32_t expected,
-            int fence_fd, int baseline_fd, const Method& method = {}) {
+            int fence_fd, int baseline_fd, const Method& method = {}, uint32_t baseline_expected = XDP_PASS) {
     const uint32_t fence_repeat = calibrate(fence_fd, bytes, method.before_fence_call);
     const uint32_t baseline_repeat = calibrate(baseline_fd, bytes);
     uint64_t fence_packets = kCalibrationRepeat;
@@ -329,7 +365,7 @@ Row measure(uint32_t size, const std::string& name, const std::vector<uint8_t>& 
     for (int run = 0; run < kRuns; ++run) {
         check_interrupted();
         RunResult b = run_split(baseline_fd, bytes, baseline_repeat, method.max_repeat, {});
-        expect_verdict("baseline", b.retval, XDP_PASS, name, size);
+        expect_verdict("baseline", b.retval, baseline_expected, name, size);
         baseline.push_back(b.ns_per_packet);
         RunResult f = run_split(fence_fd, bytes, fence_repeat, method.max_repeat, method.before_fence_call);
         expect_verdict("fence", f.retval, expected, name, size);
@@ -725,6 +761,41 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
     clear_limit_state(maps);
 }
 
+// The egress (message pacing) program against the tc baseline, on what the
+// mail host sends: an SMTP reply to a source no rule paces, with no paced
+// rule at all (the program returns after one map read) and with one paced
+// rule elsewhere (parse and the rule lookup), and a non-SMTP packet (ssh).
+// Paced packets themselves are a few per message and not measured.
+void measure_egress_rows(uint32_t size, const FamilySetup (&families)[2], Fence& fence, int pace_fd,
+                         int baseline_tc_fd, std::vector<Row>& rows) {
+    auto measure_all = [&](const std::string& when) {
+        for (const auto& f : families) {
+            auto make = f.family == Family::V4 ? reply_v4 : reply_v6;
+            const std::string v = family_prefix(f.family);
+            for (auto [port, what] : {std::pair<uint16_t, const char*>{25, "reply :25"}, {22, ":22 (not SMTP)"}}) {
+                if (port == 22 && when == "no paced rule") continue;
+                const std::string name = v + "egress " + what + ", " + when;
+                rows.push_back(measure(size, name, make(f.unlisted_source, port), kTcActUnspec, pace_fd,
+                                       baseline_tc_fd, {}, kTcActUnspec));
+                std::fprintf(stderr, "bench:   %-26s fence %3u ns  baseline %3u ns\n", name.c_str(),
+                             rows.back().fence_ns, rows.back().baseline_ns);
+            }
+        }
+    };
+    measure_all("no paced rule");
+    const Cidr paced[] = {parse_cidr("198.51.100.32/27").cidr, parse_cidr("2001:db8:5ace::/48").cidr};
+    LimitSpec pace;
+    pace.message_interval_ns = parse_message_rate("5/s");
+    for (const Cidr& c : paced) {
+        pace.key_prefixlen = c.prefixlen;
+        fence.add_rule(c, Action::Limit, "bench: paced", "bench", pace);
+    }
+    fence.sync_pacing();
+    measure_all("a paced rule elsewhere");
+    for (const Cidr& c : paced) fence.remove_rule(c);
+    fence.sync_pacing();
+}
+
 int run() {
     const auto total_start = Clock::now();
     PinDirGuard pin_dir("/sys/fs/bpf/smtpfence-bench-" + std::to_string(getpid()));
@@ -736,6 +807,7 @@ int run() {
     if (!baseline) throw RuntimeError(describe_errno("load the baseline program", errno));
     const int fence_fd = fence_prog.fd();
     const int baseline_fd = bpf_program__fd(baseline->progs.baseline_xdp);
+    const int baseline_tc_fd = bpf_program__fd(baseline->progs.baseline_tc);
     Fence fence = Fence::open(pin_dir.dir());
     const LimitMaps limit_maps(pin_dir.dir());
     std::fprintf(stderr, "bench: programs loaded in %.2f s (maps sized for %u rules), pin dir %s\n",
@@ -819,6 +891,7 @@ int run() {
                          r.baseline_ns);
         }
         measure_limit_rows(size, size == kSizes[0], families, fresh, limit_maps, fence_fd, baseline_fd, rows);
+        measure_egress_rows(size, families, fence, fence_prog.pace_fd(), baseline_tc_fd, rows);
     }
 
     std::printf("\nsmtpfence XDP vs parse-only baseline, BPF_PROG_TEST_RUN, median of %d interleaved runs of "
@@ -840,8 +913,12 @@ int run() {
                 "columns: compare Δ, not the ratio; each call also starts cold, which costs the fence more: the "
                 "bucket hit control row is measured the same way, and bucket create minus it is the cost of "
                 "creating the key. LRU full: the same after filling limit_state (%u keys) by %u new "
-                "sources, so each new key evicts one (amortised: the kernel evicts in batches).)\n\n",
+                "sources, so each new key evicts one (amortised: the kernel evicts in batches).)\n",
                 kHitMaxRepeat, kRuns, kCreateFramesPerRun, FENCE_LIMIT_KEYS, kFillSources);
+    std::printf("(egress rows: the tc egress program of message pacing vs the same parse as a tc program "
+                "(baseline_tc), on a 40-byte packet the mail host sends to a source no rule paces; \"no paced rule\": "
+                "the program returns after reading its config; \"a paced rule elsewhere\": limit --messages 5/s on "
+                "198.51.100.32/27 and 2001:db8:5ace::/48, so SMTP replies are parsed and looked up)\n\n");
     std::printf("| rules/family | packet | fence ns | baseline ns | ratio | Δ ns | fence verdict | fence min-max | "
                 "baseline min-max |\n");
     std::printf("|---:|---|---:|---:|---:|---:|---|---:|---:|\n");

@@ -11,6 +11,7 @@
 #include "fence.h"
 #include "limit_options.h"
 #include "output.h"
+#include "pacer.h"
 #include "rule_options.h"
 #include "session.h"
 #include "state_file.h"
@@ -283,6 +284,13 @@ int cmd_status(const Args& a, const CliContext& ctx) {
     st.now_unix = static_cast<uint64_t>(std::time(nullptr));
     st.state = check_state_file(session.state_file(), st.ports, st.rules);
     st.warn_block_age_s = ctx.warn_block_age_s;
+    if (std::any_of(st.rules.begin(), st.rules.end(), [](const Rule& r) { return r.limit.message_interval_ns; })) {
+        for (const auto& att : st.attachments) {
+            if (att.ifindex == 0) continue;
+            RootQdisc root = root_qdisc(att.name);
+            if (!root.ours()) st.unpaced_interfaces.push_back(att.name + " (root qdisc " + root.kind + " " + root.handle + ")");
+        }
+    }
     st.warnings = status_warnings(st);
     if (a.json) {
         print_json(ctx.out, status_json(st));

@@ -265,6 +265,10 @@ std::vector<std::string> status_warnings(const StatusView& st) {
                     (sf.ports_differ ? ", the ports" : "") + "; an interrupted run?): " + save_now +
                     ", `smtpfence restore` goes back to the file");
     }
+    for (const auto& i : st.unpaced_interfaces) {
+        w.push_back("--messages does not pace on " + i + ": smtpfence's HTB root is gone; `smtpfence attach " +
+                    i.substr(0, i.find(' ')) + "` sets it up again");
+    }
     size_t dry = std::count_if(st.rules.begin(), st.rules.end(), [](const Rule& r) { return r.dry_run; });
     if (dry) {
         w.push_back(std::to_string(dry) + (dry == 1 ? " rule is a dry run" : " rules are dry runs") +

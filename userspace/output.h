@@ -37,12 +37,15 @@ struct StatusView {
     uint64_t now_unix = 0;
     StateFileHealth state;
     uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds;
+    // Attached interfaces where rules are paced but smtpfence's HTB root is
+    // missing (someone replaced it): "eth0 (root qdisc fq_codel 8001:)".
+    std::vector<std::string> unpaced_interfaces;
     std::vector<std::string> warnings;  // see status_warnings
 };
 
 // What deserves the admin's attention: nothing attached, a state file that
 // is missing, broken or out of step with the kernel, dry-run rules, blocks
-// older than warn_block_age_s.
+// older than warn_block_age_s, paced rules an interface does not pace.
 std::vector<std::string> status_warnings(const StatusView& status);
 
 // Rows as aligned columns, two spaces apart: `numeric` columns right-aligned,

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "bpf_handles.h"
 #include "errors.h"
@@ -108,16 +109,19 @@ std::string class_text(uint32_t minor) {
     return buf;
 }
 
-// The minors of smtpfence's classes on `ifname`.
+// The minors of smtpfence's classes on `ifname`, from tc's text output
+// ("class htb 5346:1 root prio 0 rate 400Kbit ..."): iproute2 6.1 prints HTB
+// classes as text even with -j.
 std::set<uint32_t> existing_minors(const std::string& ifname) {
-    CommandResult r = tc_checked(ifname, {"-j", "class", "show", "dev", ifname});
+    CommandResult r = tc_checked(ifname, {"class", "show", "dev", ifname});
     std::set<uint32_t> minors;
-    nlohmann::json classes = nlohmann::json::parse(r.out, nullptr, false);
-    if (!classes.is_array()) return minors;
     const std::string prefix = handle_text(FENCE_PACE_QDISC_MAJOR);
-    for (const auto& c : classes) {
-        std::string handle = c.value("handle", "");
-        if (handle.rfind(prefix, 0) != 0) continue;
+    std::istringstream lines(r.out);
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::string kind, qdisc, handle;
+        if (!(words >> kind >> qdisc >> handle) || kind != "class" || handle.rfind(prefix, 0) != 0) continue;
         minors.insert(static_cast<uint32_t>(std::stoul(handle.substr(prefix.size()), nullptr, 16)));
     }
     return minors;

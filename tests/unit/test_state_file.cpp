@@ -44,6 +44,16 @@ TEST(RuleCommand, ReadsLikeTheCommand) {
               "--created 2026-11-25T09:46:41Z");
 }
 
+TEST(RuleCommand, APaceIsTheWholeRulesSoItHasNoPer) {
+    Rule r;
+    r.cidr = parse_cidr("198.51.100.16/28").cidr;
+    r.action = Action::Limit;
+    r.limit = {0, 0, 0, 28, 200'000'000};
+    EXPECT_EQ(rule_command(spec_of(r)), "limit 198.51.100.16/28 --messages 5/s");
+    r.limit = {1'000'000'000, 2, 0, 32, 2'000'000'000};
+    EXPECT_EQ(rule_command(spec_of(r)), "limit 198.51.100.16/28 --rate 1/s --burst 2 --messages 30/min --per source");
+}
+
 TEST(RuleSetFile, RoundTripsEveryField) {
     Rule allow;
     allow.cidr = parse_cidr("203.0.113.25").cidr;
@@ -53,15 +63,23 @@ TEST(RuleSetFile, RoundTripsEveryField) {
     conns.action = Action::Limit;
     conns.limit = {0, 0, 3, 32};
     conns.reason = "max-conns only";
-    std::vector<Rule> rules{sample_limit(), sample_block(), allow, conns};
+    Rule paced;  // a /32 whose only term is the pace: its key is the rule and the source at once
+    paced.cidr = parse_cidr("198.51.100.20").cidr;
+    paced.action = Action::Limit;
+    paced.limit = {0, 0, 0, 32, 200'000'000};
+    Rule paced_rate;
+    paced_rate.cidr = parse_cidr("203.0.113.64/26").cidr;
+    paced_rate.action = Action::Limit;
+    paced_rate.limit = {1'000'000'000, 1, 0, 32, 2'000'000'000};
+    std::vector<Rule> rules{sample_limit(), sample_block(), allow, conns, paced, paced_rate};
     std::string text = format_rule_set({25, 2525}, rules);
     RuleSet set = parse_rule_set(text, "test.rules");
     ASSERT_TRUE(set.ports);
     EXPECT_EQ(*set.ports, (PortSet{25, 2525}));
-    ASSERT_EQ(set.rules.size(), 4u);
+    ASSERT_EQ(set.rules.size(), 6u);
     // v4 before v6, by address: the order is the file's.
     EXPECT_EQ(format_cidr(set.rules[0].cidr), "198.51.100.0/24");
-    EXPECT_EQ(format_cidr(set.rules[3].cidr), "2001:db8:bad::/48");
+    EXPECT_EQ(format_cidr(set.rules[5].cidr), "2001:db8:bad::/48");
     for (const auto& rule : rules) {
         auto it = std::find_if(set.rules.begin(), set.rules.end(), [&](const RuleSpec& s) { return s.cidr == rule.cidr; });
         ASSERT_NE(it, set.rules.end());
