@@ -520,10 +520,12 @@ static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
 	return pace;
 }
 
-/* A paced rule admits a new connection while its clock runs at most
+/* A paced rule admits a new connection attempt while its clock runs at most
  * FENCE_PACE_ADMIT_INTERVALS intervals ahead, within FENCE_PACE_ADMIT_MIN_NS
- * and FENCE_PACE_ADMIT_MAX_NS. */
-static __always_inline int pace_admits(const struct rule_value *rule)
+ * and FENCE_PACE_ADMIT_MAX_NS; a retransmitted SYN (the attempt was refused
+ * once) while it runs at most FENCE_PACE_ADMIT_MAX_NS ahead, so that a
+ * refused attempt waits about a second, not the sender's SYN backoff. */
+static __always_inline int pace_admits(const struct rule_value *rule, int new_attempt)
 {
 	struct rule_pace *pace = pace_of(rule);
 
@@ -533,7 +535,7 @@ static __always_inline int pace_admits(const struct rule_value *rule)
 
 	if (ahead < FENCE_PACE_ADMIT_MIN_NS)
 		ahead = FENCE_PACE_ADMIT_MIN_NS;
-	if (ahead > FENCE_PACE_ADMIT_MAX_NS)
+	if (ahead > FENCE_PACE_ADMIT_MAX_NS || !new_attempt)
 		ahead = FENCE_PACE_ADMIT_MAX_NS;
 
 	if (pace->tat_ns <= bpf_ktime_get_ns() + ahead)
@@ -545,7 +547,7 @@ static __always_inline int pace_admits(const struct rule_value *rule)
 /* What `rule` does to this attempt. A limit meters connections; a port-less
  * fragment is none, so only a block drops those. */
 static __always_inline enum fence_verdict judge(const struct rule_value *rule, const struct packet *pkt,
-						enum parse_result res)
+						enum parse_result res, int new_attempt)
 {
 	if (rule->action == FENCE_ACTION_BLOCK)
 		return FENCE_VERDICT_BLOCKED;
@@ -557,7 +559,7 @@ static __always_inline enum fence_verdict judge(const struct rule_value *rule, c
 		if (limited == LIMIT_CONNS)
 			return FENCE_VERDICT_CONNS;
 		/* Last: a connection the other terms refuse pays no message. */
-		if (!pace_admits(rule))
+		if (!pace_admits(rule, new_attempt))
 			return FENCE_VERDICT_RATE;
 	}
 	return FENCE_VERDICT_PASSED;
@@ -755,11 +757,11 @@ int smtpfence_xdp(struct xdp_md *ctx)
 	const struct rule_value *decider = j.live;
 
 	if (j.live) {
-		verdict = judge(j.live, &pkt, res);
+		verdict = judge(j.live, &pkt, res, new_attempt);
 		count_rule(j.live, verdict, new_attempt);
 	}
 	if (j.dry) {
-		enum fence_verdict would = judge(j.dry, &pkt, res) == FENCE_VERDICT_PASSED ?
+		enum fence_verdict would = judge(j.dry, &pkt, res, new_attempt) == FENCE_VERDICT_PASSED ?
 						   FENCE_VERDICT_PASSED : FENCE_VERDICT_WOULD_DROP;
 
 		count_rule(j.dry, would, new_attempt);

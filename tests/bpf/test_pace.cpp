@@ -223,16 +223,25 @@ TEST_F(Pace, NothingIsSteeredWhenNoRuleIsPaced) {
 
 // The XDP side: a paced rule's SYN is admitted while the clock runs at most
 // FENCE_PACE_ADMIT_INTERVALS intervals ahead (at 5/s: less than the minimum,
-// FENCE_PACE_ADMIT_MIN_NS), refused (dropped, counted as `refused`) beyond.
+// FENCE_PACE_ADMIT_MIN_NS), refused (dropped, counted as `refused`) beyond;
+// its retransmission up to FENCE_PACE_ADMIT_MAX_NS.
 TEST_F(Pace, RefusesNewConnectionsWhileTheClockRunsAhead) {
     if (IsSkipped()) return;
-    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
+    auto syn = [](uint16_t sport) {
+        return v4({.src = kRelay, .dst = kMailHost}, tcp({.dport = 25, .flags = kSyn, .sport = sport}));
+    };
+    EXPECT_EQ(run_raw(syn(40001)), XDP_PASS);
     set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS + 500'000'000ull);
-    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_DROP);
+    EXPECT_EQ(run_raw(syn(40002)), XDP_DROP);
     EXPECT_EQ(pace().refused, 1u);
+    EXPECT_EQ(run_raw(syn(40002)), XDP_PASS) << "its retransmission: admitted up to FENCE_PACE_ADMIT_MAX_NS";
+    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MAX_NS + 500'000'000ull);
+    EXPECT_EQ(run_raw(syn(40003)), XDP_DROP);
+    EXPECT_EQ(run_raw(syn(40003)), XDP_DROP) << "beyond FENCE_PACE_ADMIT_MAX_NS, a retransmission too";
+    EXPECT_EQ(pace().refused, 3u);
     EXPECT_EQ(run_raw(syn4("198.51.100.40")), XDP_PASS) << "another source, no rule";
     set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS - 500'000'000ull);
-    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
+    EXPECT_EQ(run_raw(syn(40004)), XDP_PASS);
 }
 
 }  // namespace
