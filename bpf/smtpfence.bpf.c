@@ -523,8 +523,8 @@ static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
 /* A paced rule admits a new connection attempt while its clock runs at most
  * FENCE_PACE_ADMIT_INTERVALS intervals ahead, within FENCE_PACE_ADMIT_MIN_NS
  * and FENCE_PACE_ADMIT_MAX_NS; a retransmitted SYN (the attempt was refused
- * once) while it runs at most FENCE_PACE_ADMIT_MAX_NS ahead, so that a
- * refused attempt waits about a second, not the sender's SYN backoff. */
+ * once) while it runs at most twice that ahead, so that a refused attempt
+ * mostly waits a second, not the sender's SYN backoff. */
 static __always_inline int pace_admits(const struct rule_value *rule, int new_attempt)
 {
 	struct rule_pace *pace = pace_of(rule);
@@ -535,7 +535,9 @@ static __always_inline int pace_admits(const struct rule_value *rule, int new_at
 
 	if (ahead < FENCE_PACE_ADMIT_MIN_NS)
 		ahead = FENCE_PACE_ADMIT_MIN_NS;
-	if (ahead > FENCE_PACE_ADMIT_MAX_NS || !new_attempt)
+	if (!new_attempt)
+		ahead *= 2;
+	if (ahead > FENCE_PACE_ADMIT_MAX_NS)
 		ahead = FENCE_PACE_ADMIT_MAX_NS;
 
 	if (pace->tat_ns <= bpf_ktime_get_ns() + ahead)

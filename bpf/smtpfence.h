@@ -76,8 +76,8 @@
  * the pace.) A clock per rule (rule_pace.tat_ns) follows the class: a new
  * connection is refused (its SYN dropped, so the sender retries) while the
  * clock runs more than FENCE_PACE_ADMIT_INTERVALS intervals ahead (at
- * least FENCE_PACE_ADMIT_MIN_NS, at most FENCE_PACE_ADMIT_MAX_NS; a SYN
- * retransmission, FENCE_PACE_ADMIT_MAX_NS): so that
+ * least FENCE_PACE_ADMIT_MIN_NS, at most FENCE_PACE_ADMIT_MAX_NS; for a SYN
+ * retransmission twice that, within the same maximum): so that
  * sessions do not pile up behind the class (each new one brings its first
  * two messages close together), and a SYN-ACK waits well below a sender's
  * connect timeout (Postfix 30 s); the sender's SYN retransmissions meanwhile
