@@ -133,9 +133,10 @@ void put16(std::vector<uint8_t>& b, size_t off, uint16_t v) {
     b[off + 1] = static_cast<uint8_t>(v);
 }
 
-void put_tcp(std::vector<uint8_t>& b, size_t off, uint16_t dport, uint8_t flags) {
-    put16(b, off, 40000);       // source port
-    put16(b, off + 2, dport);   // destination port
+// A TCP header without options.
+void put_tcp(std::vector<uint8_t>& b, size_t off, uint16_t sport, uint16_t dport, uint8_t flags) {
+    put16(b, off, sport);
+    put16(b, off + 2, dport);
     b[off + 4] = 0x12;          // sequence number, anything
     b[off + 12] = 5 << 4;       // data offset: 20 bytes, no options
     b[off + 13] = flags;
@@ -151,66 +152,60 @@ std::vector<uint8_t> ethernet(uint16_t proto, size_t l3_len) {
     return b;
 }
 
-std::vector<uint8_t> tcp_v4(const Cidr& src, uint16_t dport, uint8_t flags) {
-    auto b = ethernet(0x0800, 20 + 20);
+// The mail host's addresses in the frames.
+const Cidr kMailHostV4 = parse_cidr("198.51.100.1").cidr;
+const Cidr kMailHostV6 = parse_cidr("2001:db8:25::1").cidr;
+
+// One TCP segment with `payload` zero bytes.
+struct Segment {
+    Cidr src, dst;
+    uint16_t sport, dport;
+    uint8_t flags;
+    size_t payload;
+};
+
+std::vector<uint8_t> frame_v4(const Segment& s) {
+    auto b = ethernet(0x0800, 20 + 20 + s.payload);
     size_t ip = 14;
     b[ip] = 0x45;  // version 4, IHL 5
-    put16(b, ip + 2, 40);
+    put16(b, ip + 2, static_cast<uint16_t>(40 + s.payload));
     put16(b, ip + 6, 0x4000);  // DF, not a fragment
     b[ip + 8] = 64;
     b[ip + 9] = 6;  // TCP
-    std::memcpy(&b[ip + 12], src.addr.data(), 4);
-    const uint8_t dst[4] = {198, 51, 100, 1};
-    std::memcpy(&b[ip + 16], dst, 4);
-    put_tcp(b, ip + 20, dport, flags);
+    std::memcpy(&b[ip + 12], s.src.addr.data(), 4);
+    std::memcpy(&b[ip + 16], s.dst.addr.data(), 4);
+    put_tcp(b, ip + 20, s.sport, s.dport, s.flags);
     return b;
 }
 
-std::vector<uint8_t> tcp_v6(const Cidr& src, uint16_t dport, uint8_t flags) {
-    auto b = ethernet(0x86dd, 40 + 20);
+std::vector<uint8_t> frame_v6(const Segment& s) {
+    auto b = ethernet(0x86dd, 40 + 20 + s.payload);
     size_t ip = 14;
     b[ip] = 0x60;  // version 6
-    put16(b, ip + 4, 20);
+    put16(b, ip + 4, static_cast<uint16_t>(20 + s.payload));
     b[ip + 6] = 6;  // next header: TCP
     b[ip + 7] = 64;
-    std::memcpy(&b[ip + 8], src.addr.data(), 16);
-    Cidr dst = parse_cidr("2001:db8:25::1").cidr;
-    std::memcpy(&b[ip + 24], dst.addr.data(), 16);
-    put_tcp(b, ip + 40, dport, flags);
+    std::memcpy(&b[ip + 8], s.src.addr.data(), 16);
+    std::memcpy(&b[ip + 24], s.dst.addr.data(), 16);
+    put_tcp(b, ip + 40, s.sport, s.dport, s.flags);
     return b;
+}
+
+// What the XDP program sees: a segment from `src` to the mail host.
+std::vector<uint8_t> tcp_v4(const Cidr& src, uint16_t dport, uint8_t flags) {
+    return frame_v4({src, kMailHostV4, 40000, dport, flags, 0});
+}
+std::vector<uint8_t> tcp_v6(const Cidr& src, uint16_t dport, uint8_t flags) {
+    return frame_v6({src, kMailHostV6, 40000, dport, flags, 0});
 }
 
 // What the mail host sends: a 40-byte reply from `sport` to `dst` (ACK|PSH),
 // as the egress program sees it.
 std::vector<uint8_t> reply_v4(const Cidr& dst, uint16_t sport) {
-    auto b = ethernet(0x0800, 20 + 20 + 40);
-    size_t ip = 14;
-    b[ip] = 0x45;
-    put16(b, ip + 2, 80);
-    put16(b, ip + 6, 0x4000);
-    b[ip + 8] = 64;
-    b[ip + 9] = 6;
-    const uint8_t src[4] = {198, 51, 100, 1};
-    std::memcpy(&b[ip + 12], src, 4);
-    std::memcpy(&b[ip + 16], dst.addr.data(), 4);
-    put_tcp(b, ip + 20, 40000, 0x18);
-    put16(b, ip + 20, sport);
-    return b;
+    return frame_v4({kMailHostV4, dst, sport, 40000, 0x18, 40});
 }
-
 std::vector<uint8_t> reply_v6(const Cidr& dst, uint16_t sport) {
-    auto b = ethernet(0x86dd, 40 + 20 + 40);
-    size_t ip = 14;
-    b[ip] = 0x60;
-    put16(b, ip + 4, 60);
-    b[ip + 6] = 6;
-    b[ip + 7] = 64;
-    Cidr src = parse_cidr("2001:db8:25::1").cidr;
-    std::memcpy(&b[ip + 8], src.addr.data(), 16);
-    std::memcpy(&b[ip + 24], dst.addr.data(), 16);
-    put_tcp(b, ip + 40, 40000, 0x18);
-    put16(b, ip + 40, sport);
-    return b;
+    return frame_v6({kMailHostV6, dst, sport, 40000, 0x18, 40});
 }
 
 // ---- rules ------------------------------------------------------------------
