@@ -163,6 +163,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct limit_key);
+	__type(value, struct pace_key_state);
+	__uint(max_entries, FENCE_PACE_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pace_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct pace_flow_key);
 	__type(value, struct pace_flow);
 	__uint(max_entries, FENCE_PACE_FLOW_KEYS);
@@ -466,14 +474,11 @@ static __always_inline void make_limit_key(struct limit_key *key, const struct r
 
 enum limit_verdict { LIMIT_PASS, LIMIT_RATE, LIMIT_CONNS };
 
-static __always_inline enum limit_verdict apply_limit(const struct rule_value *rule, const struct packet *pkt)
+/* `key` is the source's limiter key under `rule` (make_limit_key). */
+static __always_inline enum limit_verdict apply_limit(const struct rule_value *rule, const struct limit_key *key)
 {
-	struct limit_key key = {};
-
-	make_limit_key(&key, rule, pkt->family, pkt->saddr);
-
 	if (rule->max_conns) {
-		__u32 *open = bpf_map_lookup_elem(&conn_counts, &key);
+		__u32 *open = bpf_map_lookup_elem(&conn_counts, key);
 
 		if (open && *open >= rule->max_conns)
 			return LIMIT_CONNS;
@@ -482,15 +487,15 @@ static __always_inline enum limit_verdict apply_limit(const struct rule_value *r
 		return LIMIT_PASS;
 
 	__u64 now = bpf_ktime_get_ns();
-	struct limit_state *st = bpf_map_lookup_elem(&limit_state, &key);
+	struct limit_state *st = bpf_map_lookup_elem(&limit_state, key);
 
 	if (!st) {
 		/* A new key starts with a full bucket: TAT = now. Two CPUs may race
 		 * to create it; the loser finds the winner's entry. */
 		struct limit_state fresh = { .tat_ns = now };
 
-		bpf_map_update_elem(&limit_state, &key, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&limit_state, &key);
+		bpf_map_update_elem(&limit_state, key, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&limit_state, key);
 		if (!st)
 			return LIMIT_PASS; /* the map refused even after eviction: fail open */
 	}
@@ -520,16 +525,21 @@ static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
 	return pace;
 }
 
-/* A paced rule admits a new connection attempt while its clock runs at most
- * FENCE_PACE_ADMIT_INTERVALS intervals ahead, within FENCE_PACE_ADMIT_MIN_NS
- * and FENCE_PACE_ADMIT_MAX_NS; a retransmitted SYN (the attempt was refused
- * once) while it runs at most twice that ahead, so that a refused attempt
- * mostly waits a second, not the sender's SYN backoff. */
-static __always_inline int pace_admits(const struct rule_value *rule, int new_attempt)
+/* A paced rule admits a new connection attempt while its key's clock runs
+ * at most FENCE_PACE_ADMIT_INTERVALS intervals ahead, within
+ * FENCE_PACE_ADMIT_MIN_NS and FENCE_PACE_ADMIT_MAX_NS; a retransmitted SYN
+ * (the attempt was refused once) while it runs at most twice that ahead, so
+ * that a refused attempt mostly waits a second, not the sender's SYN
+ * backoff. A key with no clock yet is idle. */
+static __always_inline int pace_admits(const struct rule_value *rule, const struct limit_key *key, int new_attempt)
 {
 	struct rule_pace *pace = pace_of(rule);
 
 	if (!pace)
+		return 1;
+	struct pace_key_state *clock = bpf_map_lookup_elem(&pace_keys, key);
+
+	if (!clock)
 		return 1;
 	__u64 ahead = pace->interval_ns * FENCE_PACE_ADMIT_INTERVALS;
 
@@ -539,29 +549,33 @@ static __always_inline int pace_admits(const struct rule_value *rule, int new_at
 		ahead *= 2;
 	if (ahead > FENCE_PACE_ADMIT_MAX_NS)
 		ahead = FENCE_PACE_ADMIT_MAX_NS;
-
-	if (pace->tat_ns <= bpf_ktime_get_ns() + ahead)
+	if (clock->tat_ns <= bpf_ktime_get_ns() + ahead)
 		return 1;
 	__sync_fetch_and_add(&pace->refused, 1);
 	return 0;
 }
 
 /* What `rule` does to this attempt. A limit meters connections; a port-less
- * fragment is none, so only a block drops those. */
+ * fragment is none, so only a block drops those. `live` is a constant: a
+ * dry-run rule is never paced (the CLI refuses it), so its judgement skips
+ * the pace, which also keeps the program within the verifier's budget. */
 static __always_inline enum fence_verdict judge(const struct rule_value *rule, const struct packet *pkt,
-						enum parse_result res, int new_attempt)
+						enum parse_result res, int new_attempt, const int live)
 {
 	if (rule->action == FENCE_ACTION_BLOCK)
 		return FENCE_VERDICT_BLOCKED;
 	if (rule->action == FENCE_ACTION_LIMIT && res == PARSE_SMTP) {
-		enum limit_verdict limited = apply_limit(rule, pkt);
+		struct limit_key key = {};
+
+		make_limit_key(&key, rule, pkt->family, pkt->saddr);
+		enum limit_verdict limited = apply_limit(rule, &key);
 
 		if (limited == LIMIT_RATE)
 			return FENCE_VERDICT_RATE;
 		if (limited == LIMIT_CONNS)
 			return FENCE_VERDICT_CONNS;
 		/* Last: a connection the other terms refuse pays no message. */
-		if (!pace_admits(rule, new_attempt))
+		if (live && !pace_admits(rule, &key, new_attempt))
 			return FENCE_VERDICT_RATE;
 	}
 	return FENCE_VERDICT_PASSED;
@@ -759,11 +773,11 @@ int smtpfence_xdp(struct xdp_md *ctx)
 	const struct rule_value *decider = j.live;
 
 	if (j.live) {
-		verdict = judge(j.live, &pkt, res, new_attempt);
+		verdict = judge(j.live, &pkt, res, new_attempt, 1);
 		count_rule(j.live, verdict, new_attempt);
 	}
 	if (j.dry) {
-		enum fence_verdict would = judge(j.dry, &pkt, res, new_attempt) == FENCE_VERDICT_PASSED ?
+		enum fence_verdict would = judge(j.dry, &pkt, res, new_attempt, 0) == FENCE_VERDICT_PASSED ?
 						   FENCE_VERDICT_PASSED : FENCE_VERDICT_WOULD_DROP;
 
 		count_rule(j.dry, would, new_attempt);
@@ -987,21 +1001,43 @@ static __always_inline int is_tls_handshake(struct __sk_buff *skb, __u32 off)
 	return (head[0] == 0x14 || head[0] == 0x16) && head[1] == 0x03;
 }
 
-/* Moves the pace clock one interval on for a steered packet; returns when
+/* The clock of the key `remote` belongs to under a paced rule, made (idle,
+ * with the rule's next class) when the key first sends; NULL only when the
+ * map refuses even after eviction. */
+static __always_inline struct pace_key_state *pace_clock(const struct rule_value *rule, struct rule_pace *pace,
+							 const struct packet *remote)
+{
+	struct limit_key key = {};
+
+	make_limit_key(&key, rule, remote->family, remote->saddr);
+	struct pace_key_state *clock = bpf_map_lookup_elem(&pace_keys, &key);
+
+	if (clock)
+		return clock;
+	struct pace_key_state fresh = {};
+	__u32 classes = pace->classes ? pace->classes : 1;
+
+	fresh.class_offset = __sync_fetch_and_add(&pace->next_class, 1) % classes;
+	/* Two CPUs may race to make it; the loser finds the winner's. */
+	bpf_map_update_elem(&pace_keys, &key, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&pace_keys, &key);
+}
+
+/* Moves a key's clock one interval on for a steered packet; returns when
  * that packet leaves the class at the latest. */
-static __always_inline __u64 charge_pace(struct rule_pace *pace, __u64 now)
+static __always_inline __u64 charge_pace(struct pace_key_state *clock, __u64 interval, __u64 now)
 {
 #pragma unroll
 	for (int i = 0; i < GCRA_CAS_ATTEMPTS; i++) {
-		__u64 tat = pace->tat_ns;
+		__u64 tat = clock->tat_ns;
 		__u64 depart = tat > now ? tat : now;
 
-		if (__sync_val_compare_and_swap(&pace->tat_ns, tat, depart + pace->interval_ns) == tat)
-			return depart + pace->interval_ns;
+		if (__sync_val_compare_and_swap(&clock->tat_ns, tat, depart + interval) == tat)
+			return depart + interval;
 	}
 	/* Contended: the class paces the packet all the same; the clock is
 	 * behind by one interval, which the next charge makes up. */
-	return now + pace->interval_ns;
+	return now + interval;
 }
 
 /* Sequence number order, modulo 2^32. */
@@ -1031,6 +1067,11 @@ int smtpfence_pace(struct __sk_buff *skb)
 
 	if (!pace || !pace->classid)
 		return TC_ACT_UNSPEC;
+	struct pace_key_state *clock = pace_clock(rule, pace, &seg.remote);
+
+	if (!clock)
+		return TC_ACT_UNSPEC;
+	const __u32 classid = pace->classid + clock->class_offset;
 
 	struct tcphdr *tcp = seg.tcp;
 	struct pace_flow_key key = {
@@ -1061,14 +1102,14 @@ int smtpfence_pace(struct __sk_buff *skb)
 		/* A new session: its SYN-ACK carries the first message. */
 		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end };
 
-		if (pace->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
+		if (clock->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
 			__sync_fetch_and_add(&pace->overflow, 1);
 		} else {
 			fresh.held = FENCE_PACE_HELD_HANDSHAKE;
-			fresh.hold_until_ns = charge_pace(pace, now);
+			fresh.hold_until_ns = charge_pace(clock, pace->interval_ns, now);
 			__sync_fetch_and_add(&pace->messages, 1);
 			__sync_fetch_and_add(&pace->packets, 1);
-			skb->priority = pace->classid;
+			skb->priority = classid;
 		}
 		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
 		return TC_ACT_UNSPEC;
@@ -1097,7 +1138,7 @@ int smtpfence_pace(struct __sk_buff *skb)
 				return TC_ACT_UNSPEC;
 			if (flow->bodies == 0)
 				flow->bodies = 1;
-			if (pace->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
+			if (clock->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
 				__sync_fetch_and_add(&pace->overflow, 1);
 				return TC_ACT_UNSPEC;
 			}
@@ -1112,9 +1153,9 @@ int smtpfence_pace(struct __sk_buff *skb)
 	 * TCP keeps them until the first arrives: it cannot read past it. */
 	if (!steer)
 		return TC_ACT_UNSPEC;
-	flow->hold_until_ns = charge_pace(pace, now);
+	flow->hold_until_ns = charge_pace(clock, pace->interval_ns, now);
 	__sync_fetch_and_add(&pace->packets, 1);
-	skb->priority = pace->classid;
+	skb->priority = classid;
 	return TC_ACT_UNSPEC;
 }
 

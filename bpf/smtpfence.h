@@ -73,7 +73,7 @@
  * So messages follow the pace whatever the sender's session reuse,
  * pipelining or TLS. (A session's second message follows its first reply
  * at once, so a second in which new sessions start can carry up to twice
- * the pace.) A clock per rule (rule_pace.tat_ns) follows the class: a new
+ * the pace.) A clock per key (pace_keys) follows its class: a new
  * connection is refused (its SYN dropped, so the sender retries) while the
  * clock runs more than FENCE_PACE_ADMIT_INTERVALS intervals ahead (at
  * least FENCE_PACE_ADMIT_MIN_NS, at most FENCE_PACE_ADMIT_MAX_NS; for a SYN
@@ -103,6 +103,13 @@
 #define FENCE_PACE_PACKET_COST 10000
 /* Flows the egress program follows (LRU): one per paced SMTP session. */
 #define FENCE_PACE_FLOW_KEYS 65536
+/* Pace clocks (LRU): one per key of a paced rule (--per source, /LEN, rule). */
+#define FENCE_PACE_KEYS 65536
+/* HTB classes of a paced rule keyed narrower than the rule (--per source or
+ * /LEN): a key gets the next class, round robin, when it first sends; up to
+ * this many keys at once are held in classes of their own, beyond that two
+ * keys may share one (each then gets at most its pace, possibly less). */
+#define FENCE_PACE_KEY_CLASSES 64
 /* The egress filter's tc handle and priority on every attached interface. */
 #define FENCE_TC_HANDLE 0x5346
 #define FENCE_TC_PRIORITY 0x5346
@@ -128,6 +135,7 @@
 #define FENCE_MAP_EVENT_CLOCK "event_clock"
 #define FENCE_MAP_RULE_PACE "rule_pace"
 #define FENCE_MAP_PACE_FLOWS "pace_flows"
+#define FENCE_MAP_PACE_KEYS "pace_keys"
 #define FENCE_PIN_SOCKOPS_LINK "sockops_link"
 #define FENCE_PIN_PROG "prog"
 #define FENCE_PIN_LINKS_DIR "links"
@@ -304,16 +312,25 @@ struct fence_config {
 /* A paced rule's pace (array indexed by rule slot; valid while the rule has
  * FENCE_RULE_PACED and the same rule_id). */
 struct rule_pace {
-	__u64 interval_ns; /* one message per interval */
-	__u64 tat_ns;      /* the pace clock (bpf_ktime_get_ns): when the next
-			    * reply steered into the class will leave, at the
-			    * earliest; moved on by every steered packet */
+	__u64 interval_ns; /* one message per interval, per key */
 	__u32 rule_id;     /* the rule this pace belongs to */
-	__u32 classid;     /* the rule's HTB class, major:minor */
-	__u64 messages;    /* replies to a message body steered into the class */
-	__u64 packets;     /* packets steered into it (bodies, their continuations) */
+	__u32 classid;     /* the rule's first HTB class, major:minor */
+	__u32 classes;     /* its classes: classid, classid + 1, ... (1 when the
+			    * rule is its only key, else FENCE_PACE_KEY_CLASSES) */
+	__u32 next_class;  /* round robin: the class the next new key gets */
+	__u64 messages;    /* messages paced: SYN-ACKs and body replies steered */
+	__u64 packets;     /* packets steered into the classes */
 	__u64 refused;     /* SYNs dropped because the clock ran ahead */
 	__u64 overflow;    /* body replies let through unpaced: FENCE_PACE_MAX_DELAY_NS */
+};
+
+/* A key's pace (pace_keys, keyed by limit_key). */
+struct pace_key_state {
+	__u64 tat_ns; /* the key's clock (bpf_ktime_get_ns): when the next packet
+		       * steered into its class leaves, at the earliest; moved
+		       * on one interval by every steered packet */
+	__u32 class_offset; /* its class: rule_pace.classid + class_offset */
+	__u32 pad;
 };
 
 /* A paced SMTP session, seen from the mail host's side. */
@@ -371,6 +388,7 @@ FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 96, "source_stats layout");
 FENCE_STATIC_ASSERT(sizeof(struct syn_flow_key) == 28, "syn_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_event) == 40, "fence_event layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_pace) == 56, "rule_pace layout");
+FENCE_STATIC_ASSERT(sizeof(struct pace_key_state) == 16, "pace_key_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow_key) == 24, "pace_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow) == 24, "pace_flow layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS, "fence_config layout");

@@ -342,10 +342,10 @@ void add_rule_commands(CLI::App& app, std::vector<Command>& commands) {
                           "connections a key may open at once (default: one second's worth)");
     limit_cmd->add_option("--max-conns", a->limit.max_conns, "open SMTP connections per key");
     limit_cmd->add_option("--messages", a->limit.messages,
-                          "messages per unit for the whole rule, 6/min to 1000/s: the replies to message bodies are "
-                          "held back to this pace (the sender waits for them), whatever its session reuse or TLS");
-    limit_cmd->add_option("--per", a->limit.per,
-                          "the key of --rate and --max-conns: source (default; /64 for IPv6), rule, or /LEN");
+                          "messages per key, 6/min to 1000/s: what lets a message start (a new session's SYN-ACK, "
+                          "the reply to a body) is held back to this pace, whatever the sender's session reuse or TLS");
+    limit_cmd->add_option("--per", a->limit.per, "the key: source (default; /64 for IPv6), rule, or /LEN")
+        ->capture_default_str();
     for (auto* cmd : {block_cmd, allow_cmd, limit_cmd}) {
         cmd->add_option("--reason", a->reason, "why, for whoever reads `smtpfence list` next");
         auto* for_opt = cmd->add_option("--for", a->for_text,

@@ -251,6 +251,9 @@ Fence Fence::open(const std::string& pin_dir) {
     if (int fd = bpf_obj_get(pin_path(pin_dir, FENCE_MAP_RULE_PACE).c_str()); fd >= 0) {
         fence.rule_pace_ = MapRef(UniqueFd(fd), FENCE_MAP_RULE_PACE);
     }
+    if (int fd = bpf_obj_get(pin_path(pin_dir, FENCE_MAP_PACE_KEYS).c_str()); fd >= 0) {
+        fence.pace_keys_ = MapRef(UniqueFd(fd), FENCE_MAP_PACE_KEYS);
+    }
     return fence;
 }
 
@@ -350,7 +353,7 @@ void Fence::reset_slot_counters(uint32_t slot) const {
 
 AddResult Fence::add_rule(const RuleSpec& spec) {
     const Cidr& cidr = spec.cidr;
-    if (spec.action == Action::Limit && spec.limit.message_interval_ns && rule_pace_.fd() < 0) {
+    if (spec.action == Action::Limit && spec.limit.message_interval_ns && (rule_pace_.fd() < 0 || pace_keys_.fd() < 0)) {
         throw UsageError("the program in " + pin_dir_ + " predates --messages: run `smtpfence attach IFACE...` "
                          "with this build first (it upgrades in place, rules stay)");
     }
@@ -405,15 +408,19 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
     rule_info_.update(&value.slot, &info);
     if (result.change != RuleChange::Updated) reset_slot_counters(value.slot);
     if (spec.action == Action::Limit && spec.limit.message_interval_ns) {
-        // The pace keeps its clock, class and counters while the rule stays a
-        // paced limit; a new pace starts with an idle clock.
+        // One class when the rule is its only key, else a block of them
+        // that keys take round robin. The pace keeps its classes and
+        // counters while the rule stays a paced limit with as many classes
+        // (its keys' clocks go with the rule id, like the limiter's).
+        const uint32_t classes = value.key_prefixlen == cidr.prefixlen ? 1 : FENCE_PACE_KEY_CLASSES;
         rule_pace pace{};
         bool was_paced = existing && existing->action == FENCE_ACTION_LIMIT &&
                          (existing->flags & FENCE_RULE_PACED) && rule_pace_.lookup(&value.slot, &pace) &&
-                         pace.rule_id == existing->rule_id && pace.classid != 0;
+                         pace.rule_id == existing->rule_id && pace.classid != 0 && pace.classes == classes;
         if (!was_paced) {
             pace = rule_pace{};
-            pace.classid = pace_classid(allocate_pace_class());
+            pace.classid = pace_classid(allocate_pace_classes(classes));
+            pace.classes = classes;
         }
         pace.interval_ns = spec.limit.message_interval_ns;
         pace.rule_id = value.rule_id;
@@ -434,22 +441,26 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
     return result;
 }
 
-uint32_t Fence::allocate_pace_class() const {
-    std::set<uint32_t> used;
+uint32_t Fence::allocate_pace_classes(uint32_t count) const {
+    std::vector<bool> used(0x10000, false);
+    used[0] = true;  // minor 0 is the qdisc itself
     for (Family family : {Family::V4, Family::V6}) {
         for (const auto& raw : trie(family).keys(key_size(family))) {
             rule_value value{};
             rule_pace pace{};
             if (trie(family).lookup(raw.data(), &value) && (value.flags & FENCE_RULE_PACED) &&
                 rule_pace_.lookup(&value.slot, &pace)) {
-                used.insert(pace.classid & 0xffff);
+                for (uint32_t i = 0; i < std::max<uint32_t>(pace.classes, 1); ++i) {
+                    if ((pace.classid & 0xffff) + i < used.size()) used[(pace.classid & 0xffff) + i] = true;
+                }
             }
         }
     }
-    for (uint32_t minor = 1; minor <= 0xffff; ++minor) {
-        if (!used.count(minor)) return minor;
+    for (uint32_t first = 1; first + count <= used.size(); ++first) {
+        if (std::none_of(used.begin() + first, used.begin() + first + count, [](bool u) { return u; })) return first;
     }
-    throw RuntimeError("all 65535 pacing classes are in use: remove paced rules");
+    throw RuntimeError("the 65535 pacing classes are in use: remove paced rules (a rule paced --per source or /LEN "
+                       "takes " + std::to_string(FENCE_PACE_KEY_CLASSES) + ")");
 }
 
 void Fence::check_pacing_possible() const {
@@ -468,7 +479,10 @@ void Fence::check_pacing_possible() const {
 void Fence::sync_pacing() const {
     std::vector<PaceClass> classes;
     for (const auto& rule : rules()) {
-        if (rule.limit.message_interval_ns) classes.push_back({rule.pace.classid & 0xffff, rule.pace.interval_ns});
+        if (!rule.limit.message_interval_ns) continue;
+        for (uint32_t i = 0; i < std::max<uint32_t>(rule.pace.classes, 1); ++i) {
+            classes.push_back({(rule.pace.classid & 0xffff) + i, rule.pace.interval_ns});
+        }
     }
     fence_config cfg = read_config();
     // Nothing paced now or before: no qdisc of ours can be there to change.
@@ -508,8 +522,14 @@ std::vector<Rule> Fence::reap_expired() {
     return expired;
 }
 
+std::vector<const MapRef*> Fence::keyed_state_maps() const {
+    std::vector<const MapRef*> maps{&conn_counts_, &limit_state_};
+    if (pace_keys_.fd() >= 0) maps.push_back(&pace_keys_);
+    return maps;
+}
+
 void Fence::forget_limiter_state(uint32_t rule_id) const {
-    for (const MapRef* map : {&conn_counts_, &limit_state_}) {
+    for (const MapRef* map : keyed_state_maps()) {
         for (const auto& raw : map->keys(sizeof(limit_key))) {
             limit_key key;
             std::memcpy(&key, raw.data(), sizeof key);
@@ -541,9 +561,9 @@ bool Fence::remove_rule(const Cidr& cidr) {
 
 std::vector<Rule> Fence::rules() const {
     // Keys with state, per rule id: a key counts once, whether it has a
-    // GCRA clock, a connection count, or both.
+    // GCRA clock, a connection count, a pace clock, or several.
     std::map<uint32_t, std::set<std::vector<uint8_t>>> keys_of_rule;
-    for (const MapRef* map : {&limit_state_, &conn_counts_}) {
+    for (const MapRef* map : keyed_state_maps()) {
         for (const auto& raw : map->keys(sizeof(limit_key))) {
             limit_key key;
             std::memcpy(&key, raw.data(), sizeof key);

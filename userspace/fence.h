@@ -30,7 +30,7 @@ struct LimitSpec {
     uint32_t burst = 0;        // connections a key may make at once (with a rate)
     uint32_t max_conns = 0;    // concurrent connections per key; 0 = no cap
     uint8_t key_prefixlen = 0;
-    // One message per interval for the whole rule (--messages); 0 = not paced.
+    // One message per interval per key (--messages); 0 = not paced.
     uint64_t message_interval_ns = 0;
 
     bool operator==(const LimitSpec&) const = default;
@@ -148,16 +148,20 @@ private:
     // Lowest free slot at or after the last one handed out; the used set is
     // read from the tries once per Fence, which runs under the pin-dir lock.
     uint32_t allocate_slot();
-    // The lowest HTB class minor no paced rule uses.
-    uint32_t allocate_pace_class() const;
+    // The first of the lowest `count` consecutive HTB class minors no paced
+    // rule uses.
+    uint32_t allocate_pace_classes(uint32_t count) const;
     rule_counters slot_counters(uint32_t slot) const;
     void reset_slot_counters(uint32_t slot) const;
     fence_config read_config() const;
     void write_config(const fence_config& cfg) const;
-    // Drops the GCRA clocks and --max-conns counts of a limit rule id that no
-    // longer exists: counts would fill their (never evicted) map, and clocks
-    // would linger in the LRU and be read by every `list` and metrics scrape.
+    // Drops the GCRA clocks, --max-conns counts and pace clocks of a limit
+    // rule id that no longer exists: counts would fill their (never evicted)
+    // map, and clocks would linger in the LRUs and be read by every `list`
+    // and metrics scrape.
     void forget_limiter_state(uint32_t rule_id) const;
+    // The maps keyed by limit_key (pace_keys when the maps have it).
+    std::vector<const MapRef*> keyed_state_maps() const;
     std::optional<rule_value> lookup_value(const Cidr& cidr) const;
     // Everything but tracked_keys, which needs a walk of the limiter maps.
     Rule rule_of(const Cidr& cidr, const rule_value& value) const;
@@ -166,7 +170,7 @@ private:
     size_t next_free_hint_ = 0;
     std::string pin_dir_;
     MapRef rules_v4_, rules_v6_, rule_counters_, rule_info_, config_, stats_, limit_state_, conn_counts_;
-    MapRef rule_pace_;  // absent in maps made by a build before pacing, until `attach`
+    MapRef rule_pace_, pace_keys_;  // absent in maps made by a build before pacing, until `attach`
 };
 
 // The embedded XDP program, loaded against the pinned maps of a pin directory

@@ -65,12 +65,10 @@ std::string describe_limit(const LimitSpec& limit, const Cidr& cidr) {
     if (limit.max_conns) {
         text += (text.empty() ? "" : ", ") + std::string("at most ") + std::to_string(limit.max_conns) + " open";
     }
-    if (limit.interval_ns || limit.max_conns) text += " per " + describe_key(limit.key_prefixlen, cidr);
     if (limit.message_interval_ns) {
-        text += (text.empty() ? "" : "; ") + std::string("messages ") + format_rate(limit.message_interval_ns) +
-                " for the whole rule";
+        text += (text.empty() ? "" : ", ") + std::string("messages ") + format_rate(limit.message_interval_ns);
     }
-    return text;
+    return text + " per " + describe_key(limit.key_prefixlen, cidr);
 }
 
 namespace {

@@ -41,20 +41,24 @@ std::string drain(int fd) {
     return text;
 }
 
-// Runs `tc ARGS...` and waits for it. Its outputs are a few lines, far
-// below a pipe's capacity, so reading stdout and then stderr cannot block.
-CommandResult run_tc(const std::vector<std::string>& args) {
-    int out_pipe[2], err_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-        int err = errno;
-        ::close(out_pipe[0]);
-        ::close(out_pipe[1]);
-        throw RuntimeError(describe_errno("run tc: pipe", err));
-    }
-    UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]), err_read(err_pipe[0]), err_write(err_pipe[1]);
+UniqueFd pipe_end(int (&fds)[2], int which) {
+    return UniqueFd(fds[which]);
+}
+
+// Runs `tc ARGS...` with `input` on its stdin and waits for it. Its input
+// and outputs are a few KiB at most, below a pipe's capacity, so writing
+// all of stdin, then reading stdout and then stderr cannot block.
+CommandResult run_tc(const std::vector<std::string>& args, const std::string& input = {}) {
+    int in_fds[2], out_fds[2], err_fds[2];
+    if (::pipe2(in_fds, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
+    UniqueFd in_read = pipe_end(in_fds, 0), in_write = pipe_end(in_fds, 1);
+    if (::pipe2(out_fds, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
+    UniqueFd out_read = pipe_end(out_fds, 0), out_write = pipe_end(out_fds, 1);
+    if (::pipe2(err_fds, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
+    UniqueFd err_read = pipe_end(err_fds, 0), err_write = pipe_end(err_fds, 1);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
     std::vector<std::string> argv_text{"tc"};
@@ -68,8 +72,16 @@ CommandResult run_tc(const std::vector<std::string>& args) {
     if (rc != 0) {
         throw RuntimeError(describe_errno("run tc (iproute2, needed for --messages)", rc));
     }
+    in_read = UniqueFd();
     out_write = UniqueFd();
     err_write = UniqueFd();
+    for (size_t done = 0; done < input.size();) {
+        ssize_t n = ::write(in_write.get(), input.data() + done, input.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // tc exited early: its status says why
+        done += static_cast<size_t>(n);
+    }
+    in_write = UniqueFd();
     CommandResult result;
     result.out = drain(out_read.get());
     result.err = drain(err_read.get());
@@ -86,8 +98,9 @@ std::string command_text(const std::vector<std::string>& args) {
     return text;
 }
 
-CommandResult tc_checked(const std::string& ifname, const std::vector<std::string>& args) {
-    CommandResult r = run_tc(args);
+CommandResult tc_checked(const std::string& ifname, const std::vector<std::string>& args,
+                         const std::string& input = {}) {
+    CommandResult r = run_tc(args, input);
     if (r.status != 0) {
         std::string msg = r.err;
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
@@ -182,18 +195,19 @@ void sync_pace_classes(const std::string& ifname, const std::vector<PaceClass>& 
                             handle_text(FENCE_PACE_QDISC_MAJOR), "stab", "mtu", "65536", "tsize", "512", "mpu",
                             std::to_string(FENCE_PACE_PACKET_COST), "htb"});
     }
+    // One tc run for all classes (a rule paced per source has 64).
     std::set<uint32_t> stale = existing_minors(ifname);
     const std::string cost = std::to_string(FENCE_PACE_PACKET_COST) + "b";
+    std::string batch;
     for (const auto& c : classes) {
         const std::string rate = std::to_string(pace_class_rate_bits(c.interval_ns)) + "bit";
-        tc_checked(ifname, {"class", "replace", "dev", ifname, "parent", handle_text(FENCE_PACE_QDISC_MAJOR),
-                            "classid", class_text(c.minor), "htb", "rate", rate, "ceil", rate, "burst", cost,
-                            "cburst", cost, "quantum", std::to_string(FENCE_PACE_PACKET_COST)});
+        batch += "class replace dev " + ifname + " parent " + handle_text(FENCE_PACE_QDISC_MAJOR) + " classid " +
+                 class_text(c.minor) + " htb rate " + rate + " ceil " + rate + " burst " + cost + " cburst " + cost +
+                 " quantum " + std::to_string(FENCE_PACE_PACKET_COST) + "\n";
         stale.erase(c.minor);
     }
-    for (uint32_t minor : stale) {
-        tc_checked(ifname, {"class", "del", "dev", ifname, "classid", class_text(minor)});
-    }
+    for (uint32_t minor : stale) batch += "class del dev " + ifname + " classid " + class_text(minor) + "\n";
+    tc_checked(ifname, {"-batch", "-"}, batch);
 }
 
 void attach_egress(const std::string& ifname, int ifindex, int prog_fd) {

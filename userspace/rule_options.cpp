@@ -30,10 +30,6 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
         throw UsageError("limit needs --rate (e.g. --rate 5/s), --max-conns (e.g. --max-conns 3) and/or "
                          "--messages (e.g. --messages 5/s)");
     }
-    if (texts.rate.empty() && texts.max_conns.empty() && !texts.per.empty() && texts.per != "rule") {
-        throw UsageError("--per " + texts.per + " keys --rate and --max-conns; --messages paces the rule as a whole "
-                         "(all its sources share the pace): for one pace per source, add one rule per source");
-    }
     LimitSpec spec;
     if (!texts.rate.empty()) {
         spec.interval_ns = parse_rate(texts.rate);
@@ -42,9 +38,7 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
     }
     if (!texts.max_conns.empty()) spec.max_conns = parse_count("--max-conns", texts.max_conns, kMaxConns);
     if (!texts.messages.empty()) spec.message_interval_ns = parse_message_rate(texts.messages);
-    const bool keyed = spec.interval_ns || spec.max_conns;
-    spec.key_prefixlen =
-        key_prefixlen_for(parse_key_scope(keyed ? (texts.per.empty() ? "source" : texts.per) : "rule"), cidr);
+    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(texts.per), cidr);
     return spec;
 }
 

@@ -12,16 +12,14 @@ namespace smtpfence {
 
 // The texts of `limit`'s options as typed ("" = not given).
 struct LimitTexts {
-    std::string rate, burst, max_conns, messages;
-    std::string per;  // "" = source
+    std::string rate, burst, max_conns, messages, per = "source";
 };
 
 // One printable line of at most FENCE_REASON_LEN - 1 bytes; else UsageError.
 void check_reason(const std::string& reason);
 
 // The LimitSpec the options mean for `cidr`; UsageError when they are
-// incomplete or out of range. --per keys --rate and --max-conns; the
-// --messages pace is the whole rule's.
+// incomplete or out of range.
 LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr);
 
 // A dry run counts what a rule would drop: allow drops nothing, and

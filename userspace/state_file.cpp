@@ -164,8 +164,7 @@ std::string rule_command(const RuleSpec& spec) {
         if (l.interval_ns) line += " --rate " + format_rate(l.interval_ns) + " --burst " + std::to_string(l.burst);
         if (l.max_conns) line += " --max-conns " + std::to_string(l.max_conns);
         if (l.message_interval_ns) line += " --messages " + format_rate(l.message_interval_ns);
-        // --per keys --rate and --max-conns; a pace is the whole rule's.
-        if (l.interval_ns || l.max_conns) line += " --per " + describe_key(l.key_prefixlen, spec.cidr);
+        line += " --per " + describe_key(l.key_prefixlen, spec.cidr);
     }
     if (spec.dry_run) line += " --dry-run";
     if (spec.expires_unix) line += " --until " + format_utc(spec.expires_unix);

@@ -491,7 +491,7 @@ ml_latency_probe() {
 ml_scenario_pace() {
     local kind=$1 tls=$2 n=$3 rate=$4 tag
     tag=pace$kind$tls
-    ml_scenario_begin "pace/$kind-$tls" "$kind relay ($([[ $tls == tls ]] && echo STARTTLS || echo plain)) unclogs $n messages under limit --messages $rate/s"
+    ml_scenario_begin "pace/$kind-$tls" "$kind relay ($([[ $tls == tls ]] && echo STARTTLS || echo plain)) unclogs $n messages under limit --messages $rate/s --per rule"
     ml_relay_prepare "$kind" "$tls"
     ml_relay_backlog "$kind" "$tag" "$n"
 
@@ -503,9 +503,9 @@ ml_scenario_pace() {
     local base=$((base_sum / 3))
 
     local rc
-    ml_fence_shown limit "$ML_RELAY_NET" --messages "$rate/s" --reason "upstream unloading its backlog"
+    ml_fence_shown limit "$ML_RELAY_NET" --messages "$rate/s" --per rule --reason "upstream unloading its backlog"
     rc=$?
-    ml_check "limit $ML_RELAY_NET --messages $rate/s" "exit 0" "exit $rc" $((rc == 0))
+    ml_check "limit $ML_RELAY_NET --messages $rate/s --per rule" "exit 0" "exit $rc" $((rc == 0))
 
     local mx_mark relay_mark t0 t1 stop=$ML_TMP/$tag.stop lat=$ML_TMP/$tag.lat
     mx_mark=$(ml_log_lines mx)
@@ -577,7 +577,7 @@ ml_scenario_pace_handover() {
     mx_mark=$(ml_log_lines mx)
     local t0 rc
     t0=$(ml_now_ms)
-    ml_fence_shown limit "$ML_RELAY_NET" --messages "$rate/s" --reason "upstream unloading its backlog"
+    ml_fence_shown limit "$ML_RELAY_NET" --messages "$rate/s" --per rule --reason "upstream unloading its backlog"
     rc=$?
     ml_check "block -> limit --messages $rate/s, one command" "exit 0" "exit $rc" $((rc == 0))
     ml_pf_flush relay # the relay retries now rather than after its backoff

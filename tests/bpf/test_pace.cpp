@@ -12,6 +12,7 @@
 #include <linux/bpf.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -66,18 +67,40 @@ protected:
         return {};
     }
 
-    void set_clock(uint64_t tat_ns) {
-        rule_pace p = pace();
-        uint32_t slot = 0;
-        for (const Rule& r : fence().rules()) {
-            if (r.limit.message_interval_ns) slot = r.slot;
-        }
-        p.tat_ns = tat_ns;
-        const std::string path = pin_dir() + "/" FENCE_MAP_RULE_PACE;
+    UniqueFd pace_keys() const {
+        const std::string path = pin_dir() + "/" FENCE_MAP_PACE_KEYS;
         int fd = bpf_obj_get(path.c_str());
         if (fd < 0) throw std::runtime_error("bpf_obj_get " + path + ": " + std::strerror(errno));
-        UniqueFd map(fd);
-        ASSERT_EQ(bpf_map_update_elem(map.get(), &slot, &p, 0), 0);
+        return UniqueFd(fd);
+    }
+
+    // The key of `addr` (IPv4) under the paced rule: its address masked to
+    // `key_prefixlen` bits.
+    limit_key key_of(const std::string& addr, unsigned key_prefixlen = 28) const {
+        limit_key key{};
+        key.rule_id = pace().rule_id;
+        key.family = 4;
+        Cidr c = parse_cidr(addr).cidr;
+        for (unsigned i = 0; i < 4; ++i) {
+            unsigned bits = key_prefixlen > 8 * i ? std::min(8u, key_prefixlen - 8 * i) : 0;
+            key.addr[i] = static_cast<uint8_t>(c.addr[i] & static_cast<uint8_t>(0xff00u >> bits));
+        }
+        return key;
+    }
+
+    // The clock of `addr`'s key (made if absent, class 0).
+    pace_key_state clock(const std::string& addr = kRelay) const {
+        pace_key_state st{};
+        limit_key key = key_of(addr);
+        bpf_map_lookup_elem(pace_keys().get(), &key, &st);
+        return st;
+    }
+
+    void set_clock(uint64_t tat_ns, const std::string& addr = kRelay) {
+        pace_key_state st = clock(addr);
+        st.tat_ns = tat_ns;
+        limit_key key = key_of(addr);
+        ASSERT_EQ(bpf_map_update_elem(pace_keys().get(), &key, &st, 0), 0);
     }
 
     // A segment of the mail host's session with `to` (port 25 -> 40000):
@@ -137,8 +160,8 @@ TEST_F(Pace, SteersTheSynAckAndTheRepliesToLaterBodiesOnly) {
     EXPECT_EQ(p.messages, 3u);
     EXPECT_EQ(p.packets, 3u);
     EXPECT_EQ(p.overflow, 0u);
-    EXPECT_GE(p.tat_ns, before + 3 * p.interval_ns);
-    EXPECT_LE(p.tat_ns, monotonic_ns() + 3 * p.interval_ns);
+    EXPECT_GE(clock().tat_ns, before + 3 * p.interval_ns);
+    EXPECT_LE(clock().tat_ns, monotonic_ns() + 3 * p.interval_ns);
 }
 
 // STARTTLS: the ClientHello is an upload of hundreds of bytes, but the reply
@@ -242,6 +265,38 @@ TEST_F(Pace, RefusesNewConnectionsWhileTheClockRunsAhead) {
     EXPECT_EQ(run_raw(syn4("198.51.100.40")), XDP_PASS) << "another source, no rule";
     set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS - 500'000'000ull);
     EXPECT_EQ(run_raw(syn(40004)), XDP_PASS);
+}
+
+// --per source: each source has its own clock and its own class (round
+// robin over the rule's FENCE_PACE_KEY_CLASSES), so one source's queue
+// does not hold another's messages.
+TEST_F(Pace, PerSourceKeysGetTheirOwnClassAndClock) {
+    if (IsSkipped()) return;
+    LimitSpec limit;
+    limit.message_interval_ns = parse_message_rate("1/s");
+    limit.key_prefixlen = 32;
+    fence().add_rule(parse_cidr("203.0.113.0/24").cidr, Action::Limit, "pace test", "gtest", limit);
+    fence().sync_pacing();
+    rule_pace rule{};
+    for (const Rule& r : fence().rules()) {
+        if (r.cidr == parse_cidr("203.0.113.0/24").cidr) rule = r.pace;
+    }
+    ASSERT_EQ(rule.classes, uint32_t{FENCE_PACE_KEY_CLASSES});
+    EXPECT_NE(rule.classid, classid_) << "its own block of classes";
+    auto priority = [&](const std::string& to) { return run_pace(syn_ack(to)).priority; };
+    EXPECT_EQ(priority("203.0.113.7"), rule.classid);
+    EXPECT_EQ(priority("203.0.113.8"), rule.classid + 1);
+    EXPECT_EQ(priority("203.0.113.9"), rule.classid + 2);
+    // A second session of .7 waits in .7's class, behind .7's first.
+    Bytes again = v4({.src = kMailHost, .dst = "203.0.113.7"},
+                     tcp({.dport = 40001, .flags = static_cast<uint8_t>(kSyn | kAck), .sport = 25, .seq = 77}));
+    EXPECT_EQ(run_pace(again).priority, rule.classid);
+    for (const Rule& r : fence().rules()) {
+        if (r.cidr == parse_cidr("203.0.113.0/24").cidr) {
+            EXPECT_EQ(r.tracked_keys, 3u);
+            EXPECT_EQ(r.pace.messages, 4u);
+        }
+    }
 }
 
 }  // namespace

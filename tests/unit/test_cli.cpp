@@ -76,8 +76,6 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{{"limit", "203.0.113.0/24", "--messages", "1/min"}, "slower than the slowest pace, 6/min"},
                     BadInput{{"limit", "203.0.113.0/24", "--messages", "2000/s"}, "faster than the fastest pace, 1000/s"},
                     BadInput{{"limit", "203.0.113.0/24", "--messages", "fast"}, "--messages 'fast' is not a rate"},
-                    BadInput{{"limit", "203.0.113.0/24", "--messages", "5/s", "--per", "source"},
-                             "--messages paces the rule as a whole"},
                     BadInput{{"limit", "203.0.113.0/24", "--messages", "5/s", "--dry-run"},
                              "--dry-run cannot go with --messages"},
                     BadInput{{"limit", "203.0.113.0/24", "--max-conns", "0"}, "--max-conns '0' must be"},

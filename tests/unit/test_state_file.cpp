@@ -44,12 +44,12 @@ TEST(RuleCommand, ReadsLikeTheCommand) {
               "--created 2026-11-25T09:46:41Z");
 }
 
-TEST(RuleCommand, APaceIsTheWholeRulesSoItHasNoPer) {
+TEST(RuleCommand, APaceIsKeyedByPerLikeTheRate) {
     Rule r;
     r.cidr = parse_cidr("198.51.100.16/28").cidr;
     r.action = Action::Limit;
     r.limit = {0, 0, 0, 28, 200'000'000};
-    EXPECT_EQ(rule_command(spec_of(r)), "limit 198.51.100.16/28 --messages 5/s");
+    EXPECT_EQ(rule_command(spec_of(r)), "limit 198.51.100.16/28 --messages 5/s --per rule");
     r.limit = {1'000'000'000, 2, 0, 32, 2'000'000'000};
     EXPECT_EQ(rule_command(spec_of(r)), "limit 198.51.100.16/28 --rate 1/s --burst 2 --messages 30/min --per source");
 }
@@ -63,7 +63,7 @@ TEST(RuleSetFile, RoundTripsEveryField) {
     conns.action = Action::Limit;
     conns.limit = {0, 0, 3, 32};
     conns.reason = "max-conns only";
-    Rule paced;  // a /32 whose only term is the pace: its key is the rule and the source at once
+    Rule paced;  // a /32: its key is the rule and the source at once
     paced.cidr = parse_cidr("198.51.100.20").cidr;
     paced.action = Action::Limit;
     paced.limit = {0, 0, 0, 32, 200'000'000};
