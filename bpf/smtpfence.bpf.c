@@ -262,11 +262,15 @@ static __always_inline struct judges find_judges(const struct packet *pkt, __u64
 	return j;
 }
 
+/* `port` in host byte order. */
+static __always_inline int is_smtp_port_host(const struct fence_config *cfg, __u32 port)
+{
+	return (cfg->smtp_ports[(port >> 6) & (FENCE_PORT_WORDS - 1)] >> (port & 63)) & 1;
+}
+
 static __always_inline int is_smtp_port(const struct fence_config *cfg, __be16 port)
 {
-	__u16 p = bpf_ntohs(port);
-
-	return (cfg->smtp_ports[(p >> 6) & (FENCE_PORT_WORDS - 1)] >> (p & 63)) & 1;
+	return is_smtp_port_host(cfg, bpf_ntohs(port));
 }
 
 /* Classifies a TCP header at `l4` of a packet that is not a later fragment. */
@@ -379,31 +383,44 @@ static __always_inline enum parse_result parse_ipv6(void *l3, void *data_end,
 	return parse_tcp(cursor, data_end, cfg, pkt, fragmented);
 }
 
+/* Walks Ethernet and up to MAX_VLAN_TAGS VLAN tags: sets *proto to the
+ * EtherType they carry and *l3 to what follows; 0 when a header is cut short. */
+static __always_inline int parse_ethernet(void *data, void *data_end, __be16 *proto, void **l3)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	__be16 type = eth->h_proto;
+	void *cursor = eth + 1;
+
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_hdr *vlan = cursor;
+
+		if ((void *)(vlan + 1) > data_end)
+			return 0;
+		type = vlan->encapsulated_proto;
+		cursor = vlan + 1;
+	}
+	*proto = type;
+	*l3 = cursor;
+	return 1;
+}
+
 static __always_inline enum parse_result parse_packet(struct xdp_md *ctx,
 						      const struct fence_config *cfg,
 						      struct packet *pkt)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
+	__be16 proto;
+	void *cursor;
 
-	if ((void *)(eth + 1) > data_end)
+	if (!parse_ethernet(data, data_end, &proto, &cursor))
 		return PARSE_MALFORMED;
-
-	__be16 proto = eth->h_proto;
-	void *cursor = eth + 1;
-
-#pragma unroll
-	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		struct vlan_hdr *vlan = cursor;
-
-		if ((void *)(vlan + 1) > data_end)
-			return PARSE_MALFORMED;
-		proto = vlan->encapsulated_proto;
-		cursor = vlan + 1;
-	}
 
 	if (proto == bpf_htons(ETH_P_IP))
 		return parse_ipv4(cursor, data_end, cfg, pkt);
@@ -814,7 +831,7 @@ int smtpfence_xdp(struct xdp_md *ctx)
  */
 static __always_inline void charge_connection(struct bpf_sock_ops *skops, const struct fence_config *cfg)
 {
-	if (!(cfg->smtp_ports[(skops->local_port >> 6) & (FENCE_PORT_WORDS - 1)] >> (skops->local_port & 63) & 1))
+	if (!is_smtp_port_host(cfg, skops->local_port))
 		return;
 
 	struct packet pkt = {};
@@ -927,24 +944,11 @@ static __always_inline int parse_egress(struct __sk_buff *skb, const struct fenc
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
+	__be16 proto;
+	void *cursor;
 
-	if ((void *)(eth + 1) > data_end)
+	if (!parse_ethernet(data, data_end, &proto, &cursor))
 		return 0;
-	__be16 proto = eth->h_proto;
-	void *cursor = eth + 1;
-
-#pragma unroll
-	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		struct vlan_hdr *vlan = cursor;
-
-		if ((void *)(vlan + 1) > data_end)
-			return 0;
-		proto = vlan->encapsulated_proto;
-		cursor = vlan + 1;
-	}
 
 	__u32 l3_len;
 	struct tcphdr *tcp;
@@ -1040,6 +1044,29 @@ static __always_inline __u64 charge_pace(struct pace_key_state *clock, __u64 int
 	return now + interval;
 }
 
+/* Steers a packet that lets a message start into its key's class and moves
+ * the key's clock one interval on; returns when the packet leaves at the
+ * latest. 0 when it would wait more than FENCE_PACE_MAX_DELAY_NS (it then
+ * leaves unpaced, counted as overflow) or the key has no clock. */
+static __always_inline __u64 hold_packet(struct __sk_buff *skb, const struct rule_value *rule,
+					 struct rule_pace *pace, const struct packet *remote, __u64 now)
+{
+	struct pace_key_state *clock = pace_clock(rule, pace, remote);
+
+	if (!clock)
+		return 0;
+	if (clock->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
+		__sync_fetch_and_add(&pace->overflow, 1);
+		return 0;
+	}
+	__u64 until = charge_pace(clock, pace->interval_ns, now);
+
+	__sync_fetch_and_add(&pace->messages, 1);
+	__sync_fetch_and_add(&pace->packets, 1);
+	skb->priority = pace->classid + clock->class_offset;
+	return until;
+}
+
 /* Sequence number order, modulo 2^32. */
 static __always_inline int seq_before(__u32 a, __u32 b)
 {
@@ -1067,11 +1094,6 @@ int smtpfence_pace(struct __sk_buff *skb)
 
 	if (!pace || !pace->classid)
 		return TC_ACT_UNSPEC;
-	struct pace_key_state *clock = pace_clock(rule, pace, &seg.remote);
-
-	if (!clock)
-		return TC_ACT_UNSPEC;
-	const __u32 classid = pace->classid + clock->class_offset;
 
 	struct tcphdr *tcp = seg.tcp;
 	struct pace_flow_key key = {
@@ -1102,15 +1124,9 @@ int smtpfence_pace(struct __sk_buff *skb)
 		/* A new session: its SYN-ACK carries the first message. */
 		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end };
 
-		if (clock->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
-			__sync_fetch_and_add(&pace->overflow, 1);
-		} else {
+		fresh.hold_until_ns = hold_packet(skb, rule, pace, &seg.remote, now);
+		if (fresh.hold_until_ns)
 			fresh.held = FENCE_PACE_HELD_HANDSHAKE;
-			fresh.hold_until_ns = charge_pace(clock, pace->interval_ns, now);
-			__sync_fetch_and_add(&pace->messages, 1);
-			__sync_fetch_and_add(&pace->packets, 1);
-			skb->priority = classid;
-		}
 		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
 		return TC_ACT_UNSPEC;
 	}
@@ -1123,39 +1139,28 @@ int smtpfence_pace(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	}
 	flow->sent_end = end;
+	if (ack == flow->turn_ack)
+		return TC_ACT_UNSPEC; /* more of the same reply */
 
-	int steer = 0;
+	/* A new reply turn: the client sent something since the last. */
+	__u32 upload = ack - flow->turn_ack;
 
-	if (ack != flow->turn_ack) {
-		/* A new reply turn: the client sent something since the last. */
-		__u32 upload = ack - flow->turn_ack;
-
-		flow->turn_ack = ack;
-		flow->held = 0;
-		if (upload >= FENCE_PACE_MIN_UPLOAD && !is_tls_handshake(skb, seg.payload_off)) {
-			/* The first message was paid for by the SYN-ACK. */
-			if (flow->bodies++ == 0)
-				return TC_ACT_UNSPEC;
-			if (flow->bodies == 0)
-				flow->bodies = 1;
-			if (clock->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
-				__sync_fetch_and_add(&pace->overflow, 1);
-				return TC_ACT_UNSPEC;
-			}
-			steer = 1;
-			flow->held = FENCE_PACE_HELD_REPLY;
-			__sync_fetch_and_add(&pace->messages, 1);
-		}
-	}
+	flow->turn_ack = ack;
+	flow->held = 0;
+	if (upload < FENCE_PACE_MIN_UPLOAD || is_tls_handshake(skb, seg.payload_off))
+		return TC_ACT_UNSPEC;
+	/* The reply to a message body. The first was paid for by the SYN-ACK. */
+	if (flow->bodies++ == 0)
+		return TC_ACT_UNSPEC;
+	if (flow->bodies == 0)
+		flow->bodies = 1;
 	/* Only the reply's first segment waits in the class: the class charges
 	 * every packet, and one per message keeps it at the pace. Later segments
 	 * (more of the reply, TLS records after it) overtake it, and the sender's
 	 * TCP keeps them until the first arrives: it cannot read past it. */
-	if (!steer)
-		return TC_ACT_UNSPEC;
-	flow->hold_until_ns = charge_pace(clock, pace->interval_ns, now);
-	__sync_fetch_and_add(&pace->packets, 1);
-	skb->priority = classid;
+	flow->hold_until_ns = hold_packet(skb, rule, pace, &seg.remote, now);
+	if (flow->hold_until_ns)
+		flow->held = FENCE_PACE_HELD_REPLY;
 	return TC_ACT_UNSPEC;
 }
 
