@@ -41,21 +41,17 @@ std::string drain(int fd) {
     return text;
 }
 
-UniqueFd pipe_end(int (&fds)[2], int which) {
-    return UniqueFd(fds[which]);
-}
-
 // Runs `tc ARGS...` with `input` on its stdin and waits for it. Its input
 // and outputs are a few KiB at most, below a pipe's capacity, so writing
 // all of stdin, then reading stdout and then stderr cannot block.
 CommandResult run_tc(const std::vector<std::string>& args, const std::string& input = {}) {
     int in_fds[2], out_fds[2], err_fds[2];
     if (::pipe2(in_fds, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
-    UniqueFd in_read = pipe_end(in_fds, 0), in_write = pipe_end(in_fds, 1);
+    UniqueFd in_read(in_fds[0]), in_write(in_fds[1]);
     if (::pipe2(out_fds, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
-    UniqueFd out_read = pipe_end(out_fds, 0), out_write = pipe_end(out_fds, 1);
+    UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
     if (::pipe2(err_fds, O_CLOEXEC) != 0) throw RuntimeError(describe_errno("run tc: pipe", errno));
-    UniqueFd err_read = pipe_end(err_fds, 0), err_write = pipe_end(err_fds, 1);
+    UniqueFd err_read(err_fds[0]), err_write(err_fds[1]);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);

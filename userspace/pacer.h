@@ -16,8 +16,6 @@ namespace smtpfence {
 struct PaceClass {
     uint32_t minor = 0;
     uint64_t interval_ns = 0;
-
-    bool operator==(const PaceClass&) const = default;
 };
 
 // The class id (major:minor) the egress program writes into skb->priority.
