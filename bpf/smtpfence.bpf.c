@@ -1109,6 +1109,13 @@ int smtpfence_pace(struct __sk_buff *skb)
 	__u64 now = bpf_ktime_get_ns();
 	struct pace_flow *flow = bpf_map_lookup_elem(&pace_flows, &key);
 
+	/* An entry left by an earlier session on the same ports (the LRU keeps
+	 * flows past their end) under another rule, or any SYN-ACK but the
+	 * same handshake's again, is not this session's: its random ISN would
+	 * compare "before" the old sequence half the time, and the whole
+	 * session would pass as retransmissions, unpaced. */
+	if (flow && (flow->rule_id != rule->rule_id || (tcp->syn && seq != flow->sent_end - 1)))
+		flow = 0;
 	if (flow && seq_before(seq, flow->sent_end)) {
 		/* A retransmission. While the original may still wait in the
 		 * class, sending it unpaced would let the held packet's message
@@ -1122,7 +1129,7 @@ int smtpfence_pace(struct __sk_buff *skb)
 	}
 	if (tcp->syn) {
 		/* A new session: its SYN-ACK carries the first message. */
-		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end };
+		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end, .rule_id = rule->rule_id };
 
 		fresh.hold_until_ns = hold_packet(skb, rule, pace, &seg.remote, now);
 		if (fresh.hold_until_ns)
@@ -1133,7 +1140,7 @@ int smtpfence_pace(struct __sk_buff *skb)
 	if (!flow) {
 		/* A session open before the rule (or forgotten by the LRU): its
 		 * first reply starts the count, and its next message is free. */
-		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end };
+		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end, .rule_id = rule->rule_id };
 
 		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
 		return TC_ACT_UNSPEC;

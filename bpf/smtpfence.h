@@ -346,7 +346,8 @@ struct pace_flow_key {
 struct pace_flow {
 	__u32 turn_ack;  /* the client's bytes acknowledged by the last reply */
 	__u32 sent_end;  /* sequence number after the last byte sent */
-	__u32 pad;
+	__u32 rule_id;   /* the paced rule it was seen under: a flow of another
+			  * rule (or an older one on a reused port) is stale */
 	__u16 held;      /* FENCE_PACE_HELD_* while a steered packet may still wait */
 	__u16 bodies;    /* message bodies seen (saturating): the first is paid
 			  * for by the session's SYN-ACK */

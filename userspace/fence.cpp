@@ -426,6 +426,14 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
         pace.rule_id = value.rule_id;
         rule_pace_.update(&value.slot, &pace);
         value.flags |= FENCE_RULE_PACED;
+        // Its classes exist, and the egress program knows a rule is paced,
+        // before the rule does: a reply steered into a class that is not
+        // there yet leaves unshaped (HTB's direct queue), and one the
+        // program skips is not paced at all. Found as a burst in the
+        // block -> pace hand-over, when the blocked relay's SYN
+        // retransmissions met that window. A tc failure here leaves the
+        // rule unchanged.
+        publish_pace_classes(&pace);
     }
 
     // The trie update is the moment the rule takes effect: everything it
@@ -476,14 +484,28 @@ void Fence::check_pacing_possible() const {
     }
 }
 
+namespace {
+
+void append_classes(std::vector<PaceClass>& classes, const rule_pace& pace) {
+    for (uint32_t i = 0; i < std::max<uint32_t>(pace.classes, 1); ++i) {
+        classes.push_back({(pace.classid & 0xffff) + i, pace.interval_ns});
+    }
+}
+
+}  // namespace
+
 void Fence::sync_pacing() const {
+    publish_pace_classes(nullptr);
+}
+
+void Fence::publish_pace_classes(const rule_pace* incoming) const {
     std::vector<PaceClass> classes;
     for (const auto& rule : rules()) {
-        if (!rule.limit.message_interval_ns) continue;
-        for (uint32_t i = 0; i < std::max<uint32_t>(rule.pace.classes, 1); ++i) {
-            classes.push_back({(rule.pace.classid & 0xffff) + i, rule.pace.interval_ns});
-        }
+        if (rule.limit.message_interval_ns) append_classes(classes, rule.pace);
     }
+    // Last, so that its rate wins where it reuses the classes of the rule it
+    // replaces.
+    if (incoming) append_classes(classes, *incoming);
     fence_config cfg = read_config();
     // Nothing paced now or before: no qdisc of ours can be there to change.
     if (classes.empty() && cfg.paced_rules == 0) return;

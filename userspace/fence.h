@@ -143,6 +143,9 @@ public:
     uint32_t program_id() const;
 
 private:
+    // sync_pacing, with the classes of `incoming` (a paced rule about to be
+    // published) kept or made as well.
+    void publish_pace_classes(const rule_pace* incoming) const;
     Fence() = default;
     const MapRef& trie(Family family) const { return family == Family::V4 ? rules_v4_ : rules_v6_; }
     // Lowest free slot at or after the last one handed out; the used set is

@@ -558,13 +558,17 @@ ml_scenario_pace() {
     return 0
 }
 
-# ml_scenario_pace_handover N RATE: the relay (Postfix) is blocked while it
-# tries to send N messages; then one command turns the block into
+# ml_scenario_pace_handover N RATE [TAG]: the relay (Postfix) is blocked
+# while it tries to send N messages; then one command turns the block into
 # --messages RATE/s on the same prefix (one atomic map update). Checks:
 # every message arrives once, none bounces, and from the change on no second
-# has more than 2 x RATE.
+# has more than 2 x RATE. TAG (default pacehand) marks the messages, one per
+# round when the scenario is repeated. Sets ML_HANDOVER_MAX (the busiest
+# second) and ML_HANDOVER_PROFILE.
+ML_HANDOVER_MAX=
+ML_HANDOVER_PROFILE=
 ml_scenario_pace_handover() {
-    local n=$1 rate=$2 tag=pacehand
+    local n=$1 rate=$2 tag=${3:-pacehand}
     ml_scenario_begin "pace/handover" "a blocked relay with $n messages queued; the block becomes limit --messages $rate/s"
     ml_relay_prepare postfix plain
     ml_backlog relay "$tag" "$n"
@@ -589,6 +593,8 @@ ml_scenario_pace_handover() {
     prof=$(ml_arrival_profile "$tag" "$mx_mark")
     max_sec=$(ml_profile_max "$prof")
     bounced=$(ml_bounced relay "$relay_mark")
+    ML_HANDOVER_MAX=$max_sec
+    ML_HANDOVER_PROFILE=$prof
     ml_say "after the change: delivered in $(ml_secs "$drain") s (target $(ml_secs $((n * 1000 / rate))) s)"
     ml_say "messages per second at the receiver: $prof"
     ml_check_delivered "$tag" "$n"

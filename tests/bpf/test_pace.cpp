@@ -244,6 +244,67 @@ TEST_F(Pace, NothingIsSteeredWhenNoRuleIsPaced) {
     EXPECT_EQ(steer(syn_ack(kRelay)), '-');
 }
 
+// The hand-over: the moment a paced rule is in the trie, the egress
+// program paces its sessions. Its classes and the program's "a rule is
+// paced" are set up before the rule is published, not when the command
+// ends (a fresh-clone CI run let 83 messages through in a second when the
+// blocked relay's SYN retransmissions met that window).
+TEST_F(Pace, ARuleIsPacedFromTheMomentItIsPublished) {
+    if (IsSkipped()) return;
+    const Cidr relay_net = parse_cidr("198.51.100.16/28").cidr;
+    fence().remove_rule(relay_net);
+    fence().sync_pacing();
+    fence().add_rule(relay_net, Action::Block, "blocked first", "gtest");
+    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_DROP);
+    LimitSpec limit;
+    limit.message_interval_ns = parse_message_rate("5/s");
+    limit.key_prefixlen = 28;
+    fence().add_rule(relay_net, Action::Limit, "then paced", "gtest", limit);  // no sync_pacing after it
+    classid_ = pace().classid;
+    EXPECT_EQ(run_raw(syn4(kRelay)), XDP_PASS);
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'S') << "the first SYN-ACK after the change";
+}
+
+// The flow table keeps a session past its end. A new session on the same
+// ports (the sender reused its port) is a new session: its SYN-ACK and
+// bodies are paced, whatever its ISN. Before the fix, an ISN "before" the old
+// session's sequence made the whole session look like retransmissions.
+TEST_F(Pace, ASessionOnReusedPortsIsPacedLikeANewOne) {
+    if (IsSkipped()) return;
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'S');
+    EXPECT_EQ(steer(reply(kRelay, 0, 0, 30)), '-');
+    EXPECT_EQ(steer(reply(kRelay, 30, 1200, 40)), '-');  // its first body: paid for
+    EXPECT_EQ(steer(reply(kRelay, 70, 2400, 40)), 'S');
+    // Same ports, an ISN just before the old one: a SYN-ACK of a new session.
+    const uint32_t isn = kServerIsn - 100000;
+    auto segment = [&](uint8_t flags, uint32_t seq, uint32_t ack, size_t len) {
+        Tcp t{.dport = 40000, .flags = flags, .payload = len, .sport = 25, .seq = seq, .ack = ack};
+        return v4({.src = kMailHost, .dst = kRelay}, tcp(t));
+    };
+    const uint8_t data = static_cast<uint8_t>(kAck | kPsh);
+    std::string got;
+    got += steer(segment(static_cast<uint8_t>(kSyn | kAck), isn, 7001, 0));
+    got += steer(segment(static_cast<uint8_t>(kSyn | kAck), isn, 7001, 0));  // its retransmission, held
+    got += steer(segment(data, isn + 1, 7001, 30));                          // banner
+    got += steer(segment(data, isn + 31, 7001 + 1200, 40));                  // the first body
+    got += steer(segment(data, isn + 71, 7001 + 2400, 40));                  // the second
+    EXPECT_EQ(got, "SX--S");
+    EXPECT_EQ(pace().messages, 4u);
+}
+
+// A flow seen under one rule is not used by the rule that replaces it (a new
+// rule id): block -> pace -> pace again with other options starts clean.
+TEST_F(Pace, AFlowOfAReplacedRuleIsNotCarriedOver) {
+    if (IsSkipped()) return;
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'S');
+    LimitSpec limit;
+    limit.message_interval_ns = parse_message_rate("2/s");
+    limit.key_prefixlen = 32;  // another key: a new rule id and new classes
+    fence().add_rule(parse_cidr("198.51.100.16/28").cidr, Action::Limit, "repaced", "gtest", limit);
+    classid_ = pace().classid;
+    EXPECT_EQ(steer(syn_ack(kRelay)), 'S') << "the same handshake again, but under a new rule: held anew";
+}
+
 // The XDP side: a paced rule's SYN is admitted while the clock runs at most
 // FENCE_PACE_ADMIT_INTERVALS intervals ahead (at 5/s: less than the minimum,
 // FENCE_PACE_ADMIT_MIN_NS), refused (dropped, counted as `refused`) beyond;
