@@ -1044,15 +1044,13 @@ static __always_inline __u64 charge_pace(struct pace_key_state *clock, __u64 int
 	return now + interval;
 }
 
-/* Steers a packet that lets a message start into its key's class and moves
- * the key's clock one interval on; returns when the packet leaves at the
+/* Steers a packet that lets a message start into the class of `clock`'s key
+ * and moves the clock one interval on; returns when the packet leaves at the
  * latest. 0 when it would wait more than FENCE_PACE_MAX_DELAY_NS (it then
  * leaves unpaced, counted as overflow) or the key has no clock. */
-static __always_inline __u64 hold_packet(struct __sk_buff *skb, const struct rule_value *rule,
-					 struct rule_pace *pace, const struct packet *remote, __u64 now)
+static __always_inline __u64 hold_packet(struct __sk_buff *skb, struct rule_pace *pace,
+					 struct pace_key_state *clock, __u64 now)
 {
-	struct pace_key_state *clock = pace_clock(rule, pace, remote);
-
 	if (!clock)
 		return 0;
 	if (clock->tat_ns > now + FENCE_PACE_MAX_DELAY_NS) {
@@ -1131,7 +1129,7 @@ int smtpfence_pace(struct __sk_buff *skb)
 		/* A new session: its SYN-ACK carries the first message. */
 		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end, .rule_id = rule->rule_id };
 
-		fresh.hold_until_ns = hold_packet(skb, rule, pace, &seg.remote, now);
+		fresh.hold_until_ns = hold_packet(skb, pace, pace_clock(rule, pace, &seg.remote), now);
 		if (fresh.hold_until_ns)
 			fresh.held = FENCE_PACE_HELD_HANDSHAKE;
 		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
@@ -1156,16 +1154,30 @@ int smtpfence_pace(struct __sk_buff *skb)
 	flow->held = 0;
 	if (upload < FENCE_PACE_MIN_UPLOAD || is_tls_handshake(skb, seg.payload_off))
 		return TC_ACT_UNSPEC;
-	/* The reply to a message body. The first was paid for by the SYN-ACK. */
-	if (flow->bodies++ == 0)
+	/* The reply to a message body: it lets the session's next message start. */
+	struct pace_key_state *clock = pace_clock(rule, pace, &seg.remote);
+
+	if (!clock)
 		return TC_ACT_UNSPEC;
-	if (flow->bodies == 0)
-		flow->bodies = 1;
+	if (flow->bodies < 0xffff)
+		flow->bodies++;
+	/* The session's first body was let in by its SYN-ACK, so a session of one
+	 * message (Postfix with TLS) costs one slot. But the reply to it frees a
+	 * second message at once: senders that reuse sessions would get two
+	 * messages per new session, and a second in which many sessions start
+	 * (a backlog unloaded) up to twice the pace. So once a key has carried a
+	 * second message in a session, its first body replies are held as well:
+	 * every message then starts on a slot of its own, and a session costs
+	 * one slot more than its messages. */
+	if (flow->bodies == 2)
+		clock->flags |= FENCE_PACE_KEY_REUSES;
+	else if (flow->bodies == 1 && !(clock->flags & FENCE_PACE_KEY_REUSES))
+		return TC_ACT_UNSPEC;
 	/* Only the reply's first segment waits in the class: the class charges
 	 * every packet, and one per message keeps it at the pace. Later segments
 	 * (more of the reply, TLS records after it) overtake it, and the sender's
 	 * TCP keeps them until the first arrives: it cannot read past it. */
-	flow->hold_until_ns = hold_packet(skb, rule, pace, &seg.remote, now);
+	flow->hold_until_ns = hold_packet(skb, pace, clock, now);
 	if (flow->hold_until_ns)
 		flow->held = FENCE_PACE_HELD_REPLY;
 	return TC_ACT_UNSPEC;

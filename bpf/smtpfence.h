@@ -71,9 +71,8 @@
  *    from TCP sequence numbers, so STARTTLS hides nothing): the sender waits
  *    for it before its next message.
  * So messages follow the pace whatever the sender's session reuse,
- * pipelining or TLS. (A session's second message follows its first reply
- * at once, so a second in which new sessions start can carry up to twice
- * the pace.) A clock per key (pace_keys) follows its class: a new
+ * pipelining or TLS. (The reply to a session's first body is held too once
+ * the key has reused a session: FENCE_PACE_KEY_REUSES.) A clock per key (pace_keys) follows its class: a new
  * connection is refused (its SYN dropped, so the sender retries) while the
  * clock runs more than FENCE_PACE_ADMIT_INTERVALS intervals ahead (at
  * least FENCE_PACE_ADMIT_MIN_NS, at most FENCE_PACE_ADMIT_MAX_NS; for a SYN
@@ -330,8 +329,12 @@ struct pace_key_state {
 		       * steered into its class leaves, at the earliest; moved
 		       * on one interval by every steered packet */
 	__u32 class_offset; /* its class: rule_pace.classid + class_offset */
-	__u32 pad;
+	__u32 flags;        /* FENCE_PACE_KEY_* */
 };
+
+/* pace_key_state.flags: a session of this key carried a second message. From
+ * then on a session's first body reply is held too (see smtpfence_pace). */
+#define FENCE_PACE_KEY_REUSES 0x1
 
 /* A paced SMTP session, seen from the mail host's side. */
 struct pace_flow_key {
@@ -349,8 +352,7 @@ struct pace_flow {
 	__u32 rule_id;   /* the paced rule it was seen under: a flow of another
 			  * rule (or an older one on a reused port) is stale */
 	__u16 held;      /* FENCE_PACE_HELD_* while a steered packet may still wait */
-	__u16 bodies;    /* message bodies seen (saturating): the first is paid
-			  * for by the session's SYN-ACK */
+	__u16 bodies;    /* message bodies seen (saturating) */
 	__u64 hold_until_ns; /* when it leaves at the latest (pace clock) */
 };
 

@@ -2,7 +2,7 @@
 // bpf_prog_test_run_opts: the tc egress program steers a paced session's
 // SYN-ACK and every later reply to a message body into the rule's class
 // (skb->priority) and nothing else: not the first body's reply (the SYN-ACK
-// paid for it), not command replies, not a TLS handshake, not other ports,
+// paid for it) until the key has reused a session, not command replies, not a TLS handshake, not other ports,
 // sources or pure ACKs; it takes away a retransmission of a packet still held, and
 // lets a reply through unpaced rather than hold it past the delay cap. The
 // XDP program refuses a paced rule's SYN while the pace clock runs ahead.
@@ -288,8 +288,43 @@ TEST_F(Pace, ASessionOnReusedPortsIsPacedLikeANewOne) {
     got += steer(segment(data, isn + 1, 7001, 30));                          // banner
     got += steer(segment(data, isn + 31, 7001 + 1200, 40));                  // the first body
     got += steer(segment(data, isn + 71, 7001 + 2400, 40));                  // the second
-    EXPECT_EQ(got, "SX--S");
-    EXPECT_EQ(pace().messages, 4u);
+    // The key reused the first session, so this one's first body reply is held too.
+    EXPECT_EQ(got, "SX-SS");
+    EXPECT_EQ(pace().messages, 5u);
+}
+
+// A session's first body was let in by its SYN-ACK, so its reply goes
+// unpaced while the key's sessions carry one message each (Postfix with TLS:
+// one slot a message). Once a session of the key carries a second message,
+// the first body reply of every later session is held as well: a backlog
+// unloaded over many new sessions would otherwise get two messages per
+// session start, up to twice the pace (the hand-over: 10 a second at 5/s).
+TEST_F(Pace, AKeyThatReusesSessionsPaysForEveryMessage) {
+    if (IsSkipped()) return;
+    auto session = [&](uint16_t port, int bodies) {
+        auto segment = [&](uint8_t flags, uint32_t seq, uint32_t ack, size_t len) {
+            Tcp t{.dport = port, .flags = flags, .payload = len, .sport = 25, .seq = seq, .ack = ack};
+            return v4({.src = kMailHost, .dst = kRelay}, tcp(t));
+        };
+        std::string got;
+        got += steer(segment(static_cast<uint8_t>(kSyn | kAck), kServerIsn, kClientIsn + 1, 0));
+        uint32_t sent = 1, acked = 1;
+        got += steer(segment(static_cast<uint8_t>(kAck | kPsh), kServerIsn + sent, kClientIsn + acked, 30));
+        sent += 30;
+        for (int i = 0; i < bodies; ++i) {
+            acked += 1200;
+            got += steer(segment(static_cast<uint8_t>(kAck | kPsh), kServerIsn + sent, kClientIsn + acked, 40));
+            sent += 40;
+        }
+        return got;
+    };
+    EXPECT_EQ(session(40001, 1), "S--") << "one message: its reply is free";
+    EXPECT_EQ(session(40002, 1), "S--");
+    EXPECT_EQ(clock().flags & FENCE_PACE_KEY_REUSES, 0u);
+    EXPECT_EQ(session(40003, 3), "S--SS") << "the first session that reuses";
+    EXPECT_EQ(clock().flags & FENCE_PACE_KEY_REUSES, uint32_t{FENCE_PACE_KEY_REUSES});
+    EXPECT_EQ(session(40004, 2), "S-SS") << "after it, every body reply waits its turn";
+    EXPECT_EQ(pace().messages, 8u);
 }
 
 // A flow seen under one rule is not used by the rule that replaces it (a new
