@@ -15,7 +15,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "gcra.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 /* 802.1Q and 802.1ad; XDP sees tags only where the NIC does not strip them. */
 #define MAX_VLAN_TAGS 2

@@ -11,7 +11,7 @@
 #include "bpf_handles.h"
 #include "cidr.h"
 #include "ports.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 struct smtpfence_bpf;  // the bpftool skeleton, private to fence.cpp
 

@@ -4,7 +4,7 @@
 #include <charconv>
 
 #include "errors.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 namespace smtpfence {
 

@@ -14,7 +14,7 @@
 #include "bpf_handles.h"
 #include "durations.h"
 #include "fence.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 struct ring_buffer;  // libbpf
 

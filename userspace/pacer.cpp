@@ -14,7 +14,7 @@
 
 #include "bpf_handles.h"
 #include "errors.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 extern char** environ;
 

@@ -17,7 +17,7 @@
 #include "bpf_test_support.h"
 #include "cidr.h"
 #include "limit_options.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;

@@ -24,7 +24,7 @@
 #include "bpf_handles.h"
 #include "bpf_test_support.h"
 #include "cidr.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;

@@ -24,7 +24,7 @@
 #include "cidr.h"
 #include "fence.h"
 #include "limit_options.h"
-#include "smtpfence.h"
+#include "smtpfence_abi.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * The one header shared by the XDP program (bpf/) and userspace (userspace/).
- * Every pinned map's key and value layout, every enum and every map name lives
- * here, so the two sides cannot drift apart. Userspace never re-declares these.
+ * The ABI of smtpfence's BPF programs (XDP, sock_ops, tc egress), shared with
+ * userspace: every pinned map's key and value layout, every enum, capacity and
+ * map name lives here, so the two sides cannot drift apart. Userspace never
+ * re-declares these.
  *
  * Changing a layout changes FENCE_LAYOUT_VERSION: pinned maps outlive the
  * binary that made them, and a build must recognise maps it cannot read.
  */
-#ifndef SMTPFENCE_SHARED_H
-#define SMTPFENCE_SHARED_H
+#ifndef SMTPFENCE_ABI_H
+#define SMTPFENCE_ABI_H
 
 #include <linux/types.h>
 
