@@ -49,11 +49,13 @@
 #include <vector>
 
 #include "baseline_bpf.skel.h"
-#include "bpf_handles.h"
-#include "cidr.h"
-#include "errors.h"
-#include "fence.h"
-#include "limit_options.h"
+#include "bpf/map.h"
+#include "bpf/pin_dir.h"
+#include "text/cidr.h"
+#include "base/errors.h"
+#include "fence/program.h"
+#include "fence/rule_store.h"
+#include "text/limit_options.h"
 
 namespace {
 
@@ -800,7 +802,7 @@ int run() {
     LoadedProgram fence_prog(pin_dir.dir(), kMaxRules);
     std::unique_ptr<baseline_bpf, BaselineDeleter> baseline(baseline_bpf__open_and_load());
     if (!baseline) throw RuntimeError(describe_errno("load the baseline program", errno));
-    const int fence_fd = fence_prog.fd();
+    const int fence_fd = fence_prog.xdp_fd();
     const int baseline_fd = bpf_program__fd(baseline->progs.baseline_xdp);
     const int baseline_tc_fd = bpf_program__fd(baseline->progs.baseline_tc);
     Fence fence = Fence::open(pin_dir.dir());

@@ -9,8 +9,9 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "bpf_handles.h"
-#include "cidr.h"
+#include "bpf/map.h"
+#include "bpf/pin_dir.h"
+#include "text/cidr.h"
 
 namespace smtpfence::bpftest {
 
@@ -259,7 +260,7 @@ AddResult PinnedFenceTest::add(const std::string& cidr, Action action) {
 int PinnedFenceTest::run_raw(const Bytes& frame) const {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
                 .repeat = 1);
-    int err = bpf_prog_test_run_opts(program_->fd(), &opts);
+    int err = bpf_prog_test_run_opts(program_->xdp_fd(), &opts);
     return err != 0 ? err : static_cast<int>(opts.retval);
 }
 

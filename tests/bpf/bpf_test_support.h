@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "fence.h"
+#include "fence/program.h"
+#include "fence/rule_store.h"
 
 namespace smtpfence::bpftest {
 

@@ -13,10 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "bpf_handles.h"
+#include "bpf/map.h"
+#include "bpf/pin_dir.h"
 #include "bpf_test_support.h"
-#include "cidr.h"
-#include "limit_options.h"
+#include "text/cidr.h"
+#include "text/limit_options.h"
 #include "smtpfence_abi.h"
 
 using namespace smtpfence;

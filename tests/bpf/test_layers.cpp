@@ -21,9 +21,10 @@
 #include <thread>
 #include <vector>
 
-#include "bpf_handles.h"
+#include "bpf/map.h"
+#include "bpf/pin_dir.h"
 #include "bpf_test_support.h"
-#include "cidr.h"
+#include "text/cidr.h"
 #include "smtpfence_abi.h"
 
 using namespace smtpfence;

@@ -19,11 +19,12 @@
 #include <stdexcept>
 #include <string>
 
-#include "bpf_handles.h"
+#include "bpf/map.h"
+#include "bpf/pin_dir.h"
 #include "bpf_test_support.h"
-#include "cidr.h"
-#include "fence.h"
-#include "limit_options.h"
+#include "text/cidr.h"
+#include "fence/rule_store.h"
+#include "text/limit_options.h"
 #include "smtpfence_abi.h"
 
 using namespace smtpfence;

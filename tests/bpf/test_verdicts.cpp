@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "bpf_test_support.h"
-#include "cidr.h"
-#include "fence.h"
+#include "text/cidr.h"
+#include "fence/rule_store.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;

@@ -1,4 +1,4 @@
-#include "cidr.h"
+#include "text/cidr.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "errors.h"
+#include "base/errors.h"
 
 namespace smtpfence {
 namespace {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
-#include "cli_commands.h"
-#include "errors.h"
+#include "cli/app.h"
+#include "cli/commands.h"
+#include "base/errors.h"
 
 namespace smtpfence {
 namespace {

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "config.h"
-#include "errors.h"
+#include "text/config.h"
+#include "base/errors.h"
 
 namespace smtpfence {
 namespace {

@@ -3,8 +3,9 @@
 
 #include <cstdlib>
 
-#include "durations.h"
-#include "errors.h"
+#include "base/errors.h"
+#include "text/defaults.h"
+#include "text/durations.h"
 
 namespace smtpfence {
 namespace {
@@ -15,6 +16,12 @@ TEST(ParseDuration, UnitsCombine) {
     EXPECT_EQ(parse_duration("2h"), 7200u);
     EXPECT_EQ(parse_duration("1h30m"), 5400u);
     EXPECT_EQ(parse_duration("1d12h"), 129600u);
+}
+
+TEST(ParseDuration, TheWarnBlockAgeDefaultSaysItsSeconds) {
+    // The default is written as an admin writes it (for --help) and in
+    // seconds (for the code that compares ages): the two must agree.
+    EXPECT_EQ(parse_duration(kDefaultWarnBlockAge), kDefaultWarnBlockAgeSeconds);
 }
 
 TEST(ParseDuration, RejectsWithAnExample) {

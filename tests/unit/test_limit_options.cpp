@@ -1,5 +1,5 @@
 // The vocabulary of `limit`: rates, bursts, connection caps and keys.
-#include "limit_options.h"
+#include "text/limit_options.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "cidr.h"
-#include "errors.h"
+#include "text/cidr.h"
+#include "base/errors.h"
 
 namespace smtpfence {
 namespace {

@@ -9,9 +9,10 @@
 #include <set>
 #include <sstream>
 
-#include "errors.h"
-#include "http_server.h"
-#include "metrics.h"
+#include "base/errors.h"
+#include "cli/serve.h"
+#include "fence/counters.h"
+#include "output/metrics.h"
 
 namespace smtpfence {
 namespace {
@@ -130,6 +131,17 @@ TEST(MetricsText, GlobalCountersWithTheirNumbers) {
     EXPECT_TRUE(has_line(text, "smtpfence_rules_capacity 65536"));
     EXPECT_TRUE(has_line(text, "# TYPE smtpfence_packets_total counter"));
     EXPECT_TRUE(has_line(text, "# TYPE smtpfence_sources_tracked gauge"));
+}
+
+TEST(MetricsText, EveryCounterOfTheTableIsExported) {
+    std::string text = metrics_text(sample_view());
+    for (const auto& counter : kGlobalCounters) {
+        if (!counter.metric) continue;  // derived from others
+        EXPECT_TRUE(has_line(text, std::string("# TYPE ") + counter.metric + " counter")) << counter.name;
+    }
+    for (const auto& counter : kRuleCounters) {
+        EXPECT_TRUE(has_line(text, std::string("# TYPE ") + counter.metric + " counter")) << counter.name;
+    }
 }
 
 TEST(MetricsText, RulesLabelledByCidrAndAction) {

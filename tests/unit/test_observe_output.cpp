@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "observe.h"
-#include "observe_output.h"
+#include "fence/observe.h"
+#include "output/observe_output.h"
 
 namespace smtpfence {
 namespace {

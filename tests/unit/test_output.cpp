@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
-#include "output.h"
+#include "fence/counters.h"
+#include "output/rules.h"
+#include "output/status.h"
+#include "output/table.h"
 
 namespace smtpfence {
 namespace {
@@ -139,10 +142,12 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"action", "limit"},
         {"dry_run", false},
         {"matched", 40},
-        {"dropped", 23},
-        {"would_drop", 0},
         {"attempts", 24},
+        {"dropped", 23},
         {"dropped_attempts", 7},
+        {"rate_dropped", 23},
+        {"conns_dropped", 0},
+        {"would_drop", 0},
         {"would_drop_attempts", 0},
         {"limit",
          {{"rate", "5/s"},
@@ -232,6 +237,20 @@ TEST(StatusJson, CountsRulesPerFamilyAndAction) {
     EXPECT_EQ(j["counters"]["smtp_attempts"], 4);
     EXPECT_EQ(j["counters"]["dropped_attempts"], 3);
     EXPECT_EQ(j["counters"]["malformed"], 2);
+}
+
+TEST(StatusJson, HasEveryGlobalCounterLikeStats) {
+    auto j = status_json(sample_status());
+    ASSERT_EQ(j["counters"].size(), std::size(kGlobalCounters)) << j["counters"].dump();
+    for (const auto& counter : kGlobalCounters) EXPECT_TRUE(j["counters"].contains(counter.name)) << counter.name;
+}
+
+TEST(RuleJson, HasEveryRuleCounterLikeStats) {
+    auto j = rule_json(upstream_limit());
+    for (const auto& counter : kRuleCounters) {
+        ASSERT_TRUE(j.contains(counter.name)) << counter.name;
+        EXPECT_EQ(j[counter.name], upstream_limit().counters.*counter.member) << counter.name;
+    }
 }
 
 TEST(StatusJson, LimitsIsEmptyWithoutLimitRules) {

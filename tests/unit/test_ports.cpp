@@ -1,11 +1,11 @@
-#include "ports.h"
+#include "text/ports.h"
 
 #include <gtest/gtest.h>
 
 #include <ostream>
 #include <string>
 
-#include "errors.h"
+#include "base/errors.h"
 
 namespace smtpfence {
 namespace {

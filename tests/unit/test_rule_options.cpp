@@ -2,8 +2,9 @@
 // breadth that needs --force, and the warnings about what a rule covers.
 #include <gtest/gtest.h>
 
-#include "errors.h"
-#include "rule_options.h"
+#include "base/errors.h"
+#include "fence/provenance.h"
+#include "text/rule_options.h"
 
 namespace smtpfence {
 namespace {

@@ -5,8 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "errors.h"
-#include "state_file.h"
+#include "base/errors.h"
+#include "fence/state_file.h"
+#include "text/rule_set.h"
 
 namespace smtpfence {
 namespace {

@@ -1,0 +1,112 @@
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <bpf/libbpf.h>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "base/errors.h"
+#include "cli/commands.h"
+#include "text/defaults.h"
+#include "text/durations.h"
+
+namespace smtpfence {
+
+namespace {
+
+bool g_verbose = false;
+
+int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
+    (void)level;
+    // Our own errors say what failed; libbpf's detail (verifier log, pin
+    // checks) is for -v.
+    if (!g_verbose) return 0;
+    return std::vfprintf(stderr, format, args);
+}
+
+std::string command_names(const std::vector<Command>& commands) {
+    std::string names;
+    for (const auto& c : commands) {
+        if (!names.empty()) names += ", ";
+        names += c.app->get_name();
+        for (const auto& alias : c.app->get_aliases()) names += " (" + alias + ")";
+    }
+    return names;
+}
+
+}  // namespace
+
+uint64_t parse_warn_block_age(const std::string& text) {
+    if (text == "0" || text == "off") return 0;
+    try {
+        return parse_duration(text, "--warn-block-age");
+    } catch (const UsageError& e) {
+        throw UsageError(std::string(e.what()) + " (or 0 or off: never warn)");
+    }
+}
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+    std::string pin_dir = kDefaultPinDir;
+    std::string state_dir = kDefaultStateDir;
+    CLI::App app{"smtpfence: emergency blocks for SMTP entry points, enforced by XDP", "smtpfence"};
+    app.require_subcommand(1);
+    app.fallthrough();
+    app.add_option("--pin-dir", pin_dir, "where the program, maps and attachments are pinned")
+        ->envname("SMTPFENCE_PIN_DIR")
+        ->capture_default_str();
+    app.add_option("--state-dir", state_dir,
+                   "where the rule set is saved (NAME.rules, NAME from the pin dir); the audit log goes there too "
+                   "unless it is the default (then /var/log/smtpfence/audit.log)")
+        ->envname("SMTPFENCE_STATE_DIR")
+        ->capture_default_str();
+    std::string warn_block_age = kDefaultWarnBlockAge;
+    app.add_option("--warn-block-age", warn_block_age,
+                   "list and status warn about blocks older than this (senders bounce deferred mail after their "
+                   "queue lifetime: Postfix 5d, Exim about 4d); 0 or off: never")
+        ->envname("SMTPFENCE_WARN_BLOCK_AGE")
+        ->capture_default_str();
+    app.add_flag("-v,--verbose", g_verbose, "print libbpf's detail");
+    app.set_version_flag("--version", SMTPFENCE_VERSION);
+
+    std::vector<Command> commands;
+    add_rule_commands(app, commands);
+    add_state_commands(app, commands);
+    add_observe_commands(app, commands);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (app.get_subcommands().empty() && !app.remaining().empty()) {
+            err << "smtpfence: unknown command '" << app.remaining().front() << "'; commands: " << command_names(commands)
+                << " (see --help)\n";
+            return kExitUsage;
+        }
+        std::ostringstream help_out, help_err;
+        int code = app.exit(e, help_out, help_err);
+        out << help_out.str();
+        err << help_err.str();
+        return code == 0 ? kExitOk : kExitUsage;
+    }
+
+    libbpf_set_print(libbpf_print);
+    const char* syslog_setting = std::getenv("SMTPFENCE_SYSLOG");
+    bool to_syslog = !(syslog_setting && std::string(syslog_setting) == "0");
+    CliContext ctx{pin_dir, state_dir, to_syslog, out, err};
+    try {
+        ctx.warn_block_age_s = parse_warn_block_age(warn_block_age);
+        for (const auto& command : commands) {
+            if (command.app->parsed()) return command.run(ctx);
+        }
+    } catch (const UsageError& e) {
+        err << "smtpfence: " << e.what() << '\n';
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        err << "smtpfence: " << e.what() << '\n';
+        return kExitRuntime;
+    }
+    return kExitUsage;
+}
+
+}  // namespace smtpfence

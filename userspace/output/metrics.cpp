@@ -1,0 +1,140 @@
+#include "output/metrics.h"
+
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "fence/counters.h"
+#include "fence/observe.h"
+
+namespace smtpfence {
+
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Writes metric families: HELP and TYPE once, then every sample of the family.
+class Exposition {
+public:
+    void family(const std::string& name, const char* type, std::string_view help) {
+        out_ << "# HELP " << name << ' ' << escape_help(help) << '\n' << "# TYPE " << name << ' ' << type << '\n';
+    }
+    void sample(const std::string& name, const Labels& labels, uint64_t value) {
+        out_ << name;
+        if (!labels.empty()) {
+            out_ << '{';
+            for (size_t i = 0; i < labels.size(); ++i) {
+                out_ << (i ? "," : "") << labels[i].first << "=\"" << escape_label_value(labels[i].second) << '"';
+            }
+            out_ << '}';
+        }
+        out_ << ' ' << value << '\n';
+    }
+    void single(const std::string& name, const char* type, std::string_view help, uint64_t value) {
+        family(name, type, help);
+        sample(name, {}, value);
+    }
+    std::string str() const { return out_.str(); }
+
+private:
+    std::ostringstream out_;
+};
+
+Labels rule_labels(const Rule& r) {
+    return {{"rule", format_cidr(r.cidr)}, {"action", action_name(r.action)}};
+}
+
+}  // namespace
+
+std::string escape_label_value(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '"': out += "\\\""; break;
+        case '\n': out += "\\n"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+std::string escape_help(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+MetricsView gather_metrics(const Fence& fence) {
+    MetricsView view;
+    view.version = SMTPFENCE_VERSION;
+    view.rules = fence.rules();
+    view.counters = fence.counters();
+    view.rule_capacity = fence.capacity();
+    for (const auto& a : fence.attachments()) {
+        if (a.mode != "detached") view.attached_interfaces++;
+    }
+    SourceTable sources(fence.pin_dir());
+    view.sources_tracked = sources.snapshot().entries.size();
+    view.sources_capacity = sources.capacity();
+    return view;
+}
+
+std::string metrics_text(const MetricsView& v) {
+    Exposition e;
+    const fence_stats& c = v.counters;
+    e.family("smtpfence_info", "gauge", "The smtpfence build that serves these metrics.");
+    e.sample("smtpfence_info", {{"version", v.version}}, 1);
+    e.single("smtpfence_attached_interfaces", "gauge", "Interfaces the XDP program is attached to.",
+             v.attached_interfaces);
+
+    const char* family = nullptr;
+    for (const auto& counter : kGlobalCounters) {
+        if (!counter.metric) continue;
+        if (!family || std::string_view(family) != counter.metric) e.family(counter.metric, "counter", counter.help);
+        family = counter.metric;
+        if (counter.result) {
+            e.sample(counter.metric, {{"result", counter.result}}, c.*counter.member);
+        } else {
+            e.sample(counter.metric, {}, c.*counter.member);
+        }
+    }
+
+    size_t block = 0, allow = 0, limit = 0;
+    for (const auto& r : v.rules) {
+        switch (r.action) {
+        case Action::Block: block++; break;
+        case Action::Allow: allow++; break;
+        case Action::Limit: limit++; break;
+        }
+    }
+    e.family("smtpfence_rules", "gauge", "Rules in force, by action (IPv4 and IPv6 together).");
+    e.sample("smtpfence_rules", {{"action", "block"}}, block);
+    e.sample("smtpfence_rules", {{"action", "allow"}}, allow);
+    e.sample("smtpfence_rules", {{"action", "limit"}}, limit);
+    e.single("smtpfence_rules_capacity", "gauge", "Rules each address family can hold.", v.rule_capacity);
+
+    for (const auto& counter : kRuleCounters) {
+        e.family(counter.metric, "counter", counter.help);
+        for (const auto& r : v.rules) e.sample(counter.metric, rule_labels(r), r.counters.*counter.member);
+    }
+    e.family("smtpfence_rule_tracked_keys", "gauge", "Keys (sources or prefixes) a limit rule holds state for.");
+    for (const auto& r : v.rules) {
+        if (r.action == Action::Limit) e.sample("smtpfence_rule_tracked_keys", rule_labels(r), r.tracked_keys);
+    }
+
+    e.single("smtpfence_sources_tracked", "gauge", "(source, port) entries in the per-source accounting.",
+             v.sources_tracked);
+    e.single("smtpfence_sources_capacity", "gauge",
+             "Entries the per-source accounting holds before it forgets the least recently seen.",
+             v.sources_capacity);
+    return e.str();
+}
+
+}  // namespace smtpfence

@@ -1,0 +1,39 @@
+// Prometheus text exposition (format 0.0.4) of everything the fence counts:
+// `smtpfence metrics` for node_exporter's textfile collector, and GET
+// /metrics of `smtpfence serve`. Sources never become labels: a flood from a
+// million addresses must not become a million series; `top` is for sources.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fence/rule_store.h"
+#include "text/rule.h"
+
+namespace smtpfence {
+
+// Everything one scrape reports.
+struct MetricsView {
+    std::string version;
+    fence_stats counters{};
+    std::vector<Rule> rules;
+    uint32_t rule_capacity = 0;  // per address family
+    size_t attached_interfaces = 0;
+    size_t sources_tracked = 0;
+    uint32_t sources_capacity = 0;
+};
+
+// Reads the view from the pinned maps of an instance.
+MetricsView gather_metrics(const Fence& fence);
+
+std::string metrics_text(const MetricsView& view);
+
+// A label value inside its double quotes: backslash, double quote and line
+// feed escaped as \\, \" and \n.
+std::string escape_label_value(std::string_view value);
+// HELP text: backslash and line feed escaped.
+std::string escape_help(std::string_view text);
+
+}  // namespace smtpfence

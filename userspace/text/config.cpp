@@ -1,0 +1,86 @@
+#include "text/config.h"
+
+#include <charconv>
+
+#include "base/errors.h"
+#include "text/line_files.h"
+
+namespace smtpfence {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    size_t begin = s.find_first_not_of(" \t\r");
+    if (begin == std::string_view::npos) return {};
+    size_t end = s.find_last_not_of(" \t\r");
+    return s.substr(begin, end - begin + 1);
+}
+
+std::vector<std::string> split_names(std::string_view value) {
+    std::vector<std::string> names;
+    std::string current;
+    for (char c : value) {
+        if (c == ' ' || c == '\t' || c == ',') {
+            if (!current.empty()) names.push_back(std::move(current));
+            current.clear();
+        } else {
+            current += c;
+        }
+    }
+    if (!current.empty()) names.push_back(std::move(current));
+    return names;
+}
+
+std::string absolute_path(std::string_view key, std::string_view value) {
+    if (value.empty() || value.front() != '/') {
+        throw UsageError(std::string(key) + " must be an absolute path, e.g. " + std::string(key) + " = " +
+                         (key == "pin_dir" ? kDefaultPinDir : kDefaultStateDir));
+    }
+    return std::string(value);
+}
+
+}  // namespace
+
+BootConfig parse_boot_config(std::string_view text, const std::string& source) {
+    BootConfig cfg;
+    bool has_interfaces = false;
+    for_each_line(text, source, [&](std::string_view line) {
+        if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+        line = trim(line);
+        if (line.empty()) return;
+        size_t eq = line.find('=');
+        if (eq == std::string_view::npos) throw UsageError("expected `key = value`, e.g. interfaces = eth0");
+        std::string_view key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+        if (key == "interfaces") {
+            cfg.interfaces = split_names(value);
+            has_interfaces = true;
+        } else if (key == "mode") {
+            if (value != "auto" && value != "native" && value != "generic") {
+                throw UsageError("mode '" + std::string(value) + "' is not one of auto, native, generic");
+            }
+            cfg.mode = value;
+        } else if (key == "ports") {
+            cfg.ports = parse_port_list(value);
+        } else if (key == "pin_dir") {
+            cfg.pin_dir = absolute_path(key, value);
+        } else if (key == "state_dir") {
+            cfg.state_dir = absolute_path(key, value);
+        } else if (key == "max_rules") {
+            uint32_t n = 0;
+            auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc{} || ptr != value.data() + value.size() || n < 16 || n > (1u << 24)) {
+                throw UsageError("max_rules must be a whole number from 16 to 16777216");
+            }
+            cfg.max_rules = n;
+        } else {
+            throw UsageError("unknown setting '" + std::string(key) +
+                             "'; the settings are interfaces, mode, ports, pin_dir, state_dir, max_rules");
+        }
+    });
+    if (!has_interfaces || cfg.interfaces.empty()) {
+        throw UsageError(source + ": no interfaces: name the ones to guard, e.g. `interfaces = eth0`");
+    }
+    return cfg;
+}
+
+}  // namespace smtpfence
