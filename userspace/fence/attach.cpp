@@ -18,6 +18,7 @@
 #include "bpf/obj_info.h"
 #include "bpf/pin_dir.h"
 #include "fence/layout.h"
+#include "fence/netns.h"
 #include "fence/pacing.h"
 #include "fence/program.h"
 #include "smtpfence_abi.h"
@@ -188,6 +189,16 @@ uint32_t pinned_program_id(const std::string& pin_dir) {
 
 std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
                                   XdpMode mode, uint32_t max_rules, std::vector<std::string>& notes) {
+    // Before anything is created or loaded: an incompatible pin dir stays as it is.
+    check_pinned_layout(pin_dir);
+    // While interfaces are guarded the fence has one namespace, theirs (the
+    // --max-conns counter counts the connections of one namespace): more
+    // interfaces are attached there, wherever this runs.
+    const auto attached = attachments(pin_dir);
+    if (std::any_of(attached.begin(), attached.end(), [](const Attachment& a) { return a.ifindex != 0; }) &&
+        !enter_guarded_netns(pin_dir)) {
+        throw_outside_guarded_netns("attach");
+    }
     std::vector<std::pair<std::string, int>> targets;
     for (const auto& name : interfaces) {
         unsigned ifindex = if_nametoindex(name.c_str());
@@ -197,8 +208,6 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
         targets.emplace_back(name, static_cast<int>(ifindex));
     }
 
-    // Before anything is created or loaded: an incompatible pin dir stays as it is.
-    check_pinned_layout(pin_dir);
     if (std::string note = prepare_pin_dir(pin_dir, {FENCE_PIN_LINKS_DIR}); !note.empty()) notes.push_back(note);
     PinDirLock lock(pin_dir);
     LoadedProgram program(pin_dir, max_rules);
@@ -261,6 +270,8 @@ std::vector<std::string> detach(const std::string& pin_dir, const std::vector<st
         throw RuntimeError("no smtpfence instance in " + pin_dir + ": nothing is attached");
     }
     PinDirLock lock(pin_dir);
+    // Interface names and ifindexes are those of the guarded namespace.
+    const bool in_guarded_netns = enter_guarded_netns(pin_dir);
     std::vector<std::string> not_attached;
     for (const auto& name : interfaces) {
         std::string pin = link_pin_path(pin_dir, name);
@@ -278,6 +289,7 @@ std::vector<std::string> detach(const std::string& pin_dir, const std::vector<st
         // Pacing first: its HTB root goes (the kernel's default qdisc comes
         // back) while the XDP program still guards the interface.
         if (int ifindex = xdp_link(link.get()).ifindex; ifindex != 0) {
+            if (!in_guarded_netns) throw_outside_guarded_netns("detach " + name);
             detach_egress(name, ifindex);
             sync_pace_classes(name, {});
         }

@@ -12,6 +12,7 @@
 #include "bpf/obj_info.h"
 #include "bpf/pin_dir.h"
 #include "bpf/skeleton.h"
+#include "fence/netns.h"
 #include "smtpfence_abi.h"
 #include "smtpfence_bpf.skel.h"
 #include "text/ports.h"
@@ -48,15 +49,6 @@ fence_config default_config() {
     return cfg;
 }
 
-uint64_t current_netns_cookie() {
-    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    uint64_t cookie = 0;
-    socklen_t len = sizeof cookie;
-    if (!sock || ::getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
-        throw RuntimeError(describe_errno("read this network namespace's cookie", errno));
-    }
-    return cookie;
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "base/errors.h"
 #include "bpf/pin_dir.h"
 #include "fence/layout.h"
+#include "fence/netns.h"
 #include "fence/pacing.h"
 #include "text/durations.h"
 
@@ -106,6 +107,7 @@ Fence Fence::open(const std::string& pin_dir) {
     // The config map first: it says whether the other maps are ours to read.
     fence.config_ = map(FENCE_MAP_CONFIG);
     check_config_layout(pin_dir, fence.config_.fd());
+    fence.in_guarded_netns_ = enter_guarded_netns(pin_dir);
     fence.rules_v4_ = map(FENCE_MAP_RULES_V4);
     fence.rules_v6_ = map(FENCE_MAP_RULES_V6);
     fence.rule_counters_ = map(FENCE_MAP_RULE_COUNTERS);
@@ -328,7 +330,15 @@ uint32_t Fence::allocate_pace_classes(uint32_t count) const {
                        "takes " + std::to_string(FENCE_PACE_KEY_CLASSES) + ")");
 }
 
+void Fence::require_guarded_netns(const std::string& what) const {
+    if (in_guarded_netns_) return;
+    for (const auto& a : attachments()) {
+        if (a.ifindex != 0) throw_outside_guarded_netns(what);
+    }
+}
+
 void Fence::check_pacing_possible() const {
+    require_guarded_netns("pace messages");
     for (const auto& a : attachments()) {
         if (a.ifindex == 0) continue;
         RootQdisc root = root_qdisc(a.name);
@@ -346,6 +356,7 @@ void Fence::sync_pacing() const {
 }
 
 void Fence::publish_pace_classes(const rule_pace* incoming) const {
+    require_guarded_netns("set up the pacing classes");
     std::vector<PaceClass> classes;
     for (const auto& rule : rules()) {
         if (rule.limit.message_interval_ns) append_classes(classes, rule.pace);

@@ -73,6 +73,9 @@ public:
     void sync_pacing() const;
 
 private:
+    // Throws (see throw_outside_guarded_netns) when an attached interface
+    // lives in a network namespace this run could not enter.
+    void require_guarded_netns(const std::string& what) const;
     Fence() = default;
     const MapRef& trie(Family family) const { return family == Family::V4 ? rules_v4_ : rules_v6_; }
     // sync_pacing, with the classes of `incoming` (a paced rule about to be
@@ -108,6 +111,7 @@ private:
     std::vector<bool> used_slots_;
     size_t next_free_hint_ = 0;
     std::string pin_dir_;
+    bool in_guarded_netns_ = true;  // see enter_guarded_netns
     MapRef rules_v4_, rules_v6_, rule_counters_, rule_info_, config_, stats_, limit_state_, conn_counts_;
     MapRef rule_pace_, pace_keys_;  // absent in maps made by a build before pacing, until `attach`
 };
