@@ -88,17 +88,6 @@ static __always_inline enum limit_verdict apply_limit(const struct rule_value *r
 	return LIMIT_PASS;
 }
 
-/*
- * --max-conns bookkeeping, on the mail host's own TCP sockets: attached to the
- * root cgroup, so it sees every socket of the host (of every namespace; only
- * the fence's own namespace counts). A server socket of an SMTP port that
- * reaches ESTABLISHED from a source under a max-conns rule is charged to the
- * rule's key; it is released exactly once, when the socket stops being a live
- * session: the MTA closed it (FIN_WAIT1, LAST_ACK) or it died (CLOSE, e.g. a
- * reset). A client that vanishes without a FIN is released when the MTA's own
- * timeout closes the socket.
- */
-
 /* The remote address of a socket, as the rules know it; 0 when the socket
  * is neither IPv4 nor IPv6. */
 static __always_inline int sock_remote(const struct bpf_sock_ops *skops, struct packet *remote)
@@ -127,6 +116,16 @@ static __always_inline int sock_remote(const struct bpf_sock_ops *skops, struct 
 	return 1;
 }
 
+/*
+ * --max-conns bookkeeping, on the mail host's own TCP sockets: attached to the
+ * root cgroup, so it sees every socket of the host (of every namespace; only
+ * the fence's own namespace counts). A server socket of an SMTP port that
+ * reaches ESTABLISHED from a source under a max-conns rule is charged to the
+ * rule's key; it is released exactly once, when the socket stops being a live
+ * session: the MTA closed it (FIN_WAIT1, LAST_ACK) or it died (CLOSE, e.g. a
+ * reset). A client that vanishes without a FIN is released when the MTA's own
+ * timeout closes the socket.
+ */
 static __always_inline void charge_connection(struct bpf_sock_ops *skops, const struct fence_config *cfg)
 {
 	struct packet pkt = {};
