@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * The rate limiter's arithmetic, shared by the XDP program and the unit tests
- * that check it against a token-bucket reference model.
+ * The GCRA arithmetic, shared by the BPF programs (gcra_take in limiter.h:
+ * the limiter, the events budget, the pace clocks) and the unit tests that
+ * check it against a token-bucket reference model.
  *
  * GCRA (the generic cell rate algorithm) is a token bucket kept as a single
  * clock: the theoretical arrival time (TAT) of a key's next connection. A

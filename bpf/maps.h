@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Every map of the three programs, pinned by name in the pin directory (the
+ * names are the FENCE_MAP_* of smtpfence_abi.h), and the one way to make an
+ * entry. The loader sizes the rule maps when it creates them (`attach
+ * --max-rules`, default FENCE_DEFAULT_MAX_RULES); the sizes declared for
+ * those are the defaults it sets.
+ */
+#ifndef SMTPFENCE_MAPS_H
+#define SMTPFENCE_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "smtpfence_abi.h"
+
+/* The IPv4 rules by prefix: --max-rules entries, sized at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct rule_key_v4);
+	__type(value, struct rule_value);
+	__uint(max_entries, FENCE_DEFAULT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rules_v4 SEC(".maps");
+
+/* The IPv6 rules by prefix: --max-rules entries, sized at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct rule_key_v6);
+	__type(value, struct rule_value);
+	__uint(max_entries, FENCE_DEFAULT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rules_v6 SEC(".maps");
+
+/* Per-CPU counters by rule slot: 2 x --max-rules slots (both families), sized at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_counters);
+	__uint(max_entries, 2 * FENCE_DEFAULT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_counters SEC(".maps");
+
+/* Who made each rule and why, by rule slot, for userspace only: 2 x --max-rules, sized at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_info);
+	__uint(max_entries, 2 * FENCE_DEFAULT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_info SEC(".maps");
+
+/* The one fence_config: the knobs the data path reads on every packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct fence_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} config SEC(".maps");
+
+/* The XDP program's global counters, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct fence_stats);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats SEC(".maps");
+
+/* The limiter's GCRA clock per (rule, source key) (FENCE_LIMIT_KEYS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct limit_key);
+	__type(value, struct limit_state);
+	__uint(max_entries, FENCE_LIMIT_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} limit_state SEC(".maps");
+
+/* Open connections per --max-conns key (FENCE_CONN_KEYS, never evicted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct limit_key);
+	__type(value, __u32);
+	__uint(max_entries, FENCE_CONN_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_counts SEC(".maps");
+
+/* The --max-conns key an MTA socket was charged to, in the socket itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__type(key, int);
+	__type(value, struct conn_owner);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_owner SEC(".maps");
+
+/* What each (source, SMTP port) did, for `top` (FENCE_SOURCE_KEYS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct source_key);
+	__type(value, struct source_stats);
+	__uint(max_entries, FENCE_SOURCE_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sources SEC(".maps");
+
+/* Recent SYN flows: tells a connection attempt from its retransmissions
+ * (FENCE_SYN_FLOW_KEYS). Shared by all CPUs: a retransmission need not land
+ * on the CPU of the first SYN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct syn_flow_key);
+	__type(value, __u64);
+	__uint(max_entries, FENCE_SYN_FLOW_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} syn_flows SEC(".maps");
+
+/* Drop events for `smtpfence events` (a FENCE_EVENTS_BYTES ring buffer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FENCE_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* The events stream's own GCRA clock (FENCE_EVENT_RATE, FENCE_EVENT_BURST). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct limit_state);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} event_clock SEC(".maps");
+
+/* Paced rules' classes, clocks and counters by rule slot: 2 x --max-rules, sized at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_pace);
+	__uint(max_entries, 2 * FENCE_DEFAULT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_pace SEC(".maps");
+
+/* The pace clock and HTB class of each key of a paced rule (FENCE_PACE_KEYS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct limit_key);
+	__type(value, struct pace_key_state);
+	__uint(max_entries, FENCE_PACE_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pace_keys SEC(".maps");
+
+/* The paced SMTP sessions the egress program follows (FENCE_PACE_FLOW_KEYS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pace_flow_key);
+	__type(value, struct pace_flow);
+	__uint(max_entries, FENCE_PACE_FLOW_KEYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pace_flows SEC(".maps");
+
+/* The entry of `key` in a hash `map`, made from `fresh` when there is none;
+ * NULL only when the map refuses even after eviction. Two CPUs may race to
+ * make it; the loser finds the winner's. */
+static __always_inline void *lookup_or_create(void *map, const void *key, const void *fresh)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+
+	if (value)
+		return value;
+	bpf_map_update_elem(map, key, fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+#endif
