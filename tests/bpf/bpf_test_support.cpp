@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +13,21 @@
 #include "text/cidr.h"
 
 namespace smtpfence::bpftest {
+
+// ---------------------------------------------------------------------------
+// Clocks
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t boot_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // ---------------------------------------------------------------------------
 // Counters

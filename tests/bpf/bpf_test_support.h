@@ -20,6 +20,14 @@ namespace smtpfence::bpftest {
 using namespace smtpfence::frames;
 
 // ---------------------------------------------------------------------------
+// Clocks as the program reads them: bpf_ktime_get_ns() is CLOCK_MONOTONIC
+// (limiter and pace clocks), bpf_ktime_get_boot_ns() CLOCK_BOOTTIME (rule
+// deadlines).
+
+uint64_t monotonic_ns();
+uint64_t boot_ns();
+
+// ---------------------------------------------------------------------------
 // The global counters (fence_stats) as a value gtest can compare and print.
 
 struct GlobalCounts {
