@@ -56,6 +56,7 @@
 #include "fence/program.h"
 #include "fence/rule_store.h"
 #include "text/limit_options.h"
+#include "frames.h"
 
 namespace {
 
@@ -121,93 +122,36 @@ struct BaselineDeleter {
 
 // ---- packets ----------------------------------------------------------------
 
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpAck = 0x10;
-
 struct Packet {
     std::string name;
-    std::vector<uint8_t> bytes;
+    frames::Bytes bytes;
     bool expect_drop_when_blocked;  // XDP_DROP once the blocking rule is in place
 };
 
-void put16(std::vector<uint8_t>& b, size_t off, uint16_t v) {
-    b[off] = static_cast<uint8_t>(v >> 8);
-    b[off + 1] = static_cast<uint8_t>(v);
-}
-
-// A TCP header without options.
-void put_tcp(std::vector<uint8_t>& b, size_t off, uint16_t sport, uint16_t dport, uint8_t flags) {
-    put16(b, off, sport);
-    put16(b, off + 2, dport);
-    b[off + 4] = 0x12;          // sequence number, anything
-    b[off + 12] = 5 << 4;       // data offset: 20 bytes, no options
-    b[off + 13] = flags;
-    put16(b, off + 14, 64240);  // window
-}
-
-std::vector<uint8_t> ethernet(uint16_t proto, size_t l3_len) {
-    std::vector<uint8_t> b(14 + l3_len, 0);
-    const uint8_t dst[6] = {0x02, 0, 0, 0, 0, 0x01}, src[6] = {0x02, 0, 0, 0, 0, 0x02};
-    std::memcpy(&b[0], dst, 6);
-    std::memcpy(&b[6], src, 6);
-    put16(b, 12, proto);
-    return b;
-}
-
 // The mail host's addresses in the frames.
-const Cidr kMailHostV4 = parse_cidr("198.51.100.1").cidr;
-const Cidr kMailHostV6 = parse_cidr("2001:db8:25::1").cidr;
+constexpr const char* kMailHostV4 = "198.51.100.1";
+constexpr const char* kMailHostV6 = "2001:db8:25::1";
 
-// One TCP segment with `payload` zero bytes.
-struct Segment {
-    Cidr src, dst;
-    uint16_t sport, dport;
-    uint8_t flags;
-    size_t payload;
-};
-
-std::vector<uint8_t> frame_v4(const Segment& s) {
-    auto b = ethernet(0x0800, 20 + 20 + s.payload);
-    size_t ip = 14;
-    b[ip] = 0x45;  // version 4, IHL 5
-    put16(b, ip + 2, static_cast<uint16_t>(40 + s.payload));
-    put16(b, ip + 6, 0x4000);  // DF, not a fragment
-    b[ip + 8] = 64;
-    b[ip + 9] = 6;  // TCP
-    std::memcpy(&b[ip + 12], s.src.addr.data(), 4);
-    std::memcpy(&b[ip + 16], s.dst.addr.data(), 4);
-    put_tcp(b, ip + 20, s.sport, s.dport, s.flags);
-    return b;
-}
-
-std::vector<uint8_t> frame_v6(const Segment& s) {
-    auto b = ethernet(0x86dd, 40 + 20 + s.payload);
-    size_t ip = 14;
-    b[ip] = 0x60;  // version 6
-    put16(b, ip + 4, static_cast<uint16_t>(20 + s.payload));
-    b[ip + 6] = 6;  // next header: TCP
-    b[ip + 7] = 64;
-    std::memcpy(&b[ip + 8], s.src.addr.data(), 16);
-    std::memcpy(&b[ip + 24], s.dst.addr.data(), 16);
-    put_tcp(b, ip + 40, s.sport, s.dport, s.flags);
-    return b;
-}
+std::string address_of(const Cidr& host) { return format_address(host.family, host.addr); }
 
 // What the XDP program sees: a segment from `src` to the mail host.
-std::vector<uint8_t> tcp_v4(const Cidr& src, uint16_t dport, uint8_t flags) {
-    return frame_v4({src, kMailHostV4, 40000, dport, flags, 0});
+frames::Bytes tcp_v4(const Cidr& src, uint16_t dport, uint8_t flags) {
+    return frames::v4({.src = address_of(src), .dst = kMailHostV4}, frames::tcp({.dport = dport, .flags = flags}));
 }
-std::vector<uint8_t> tcp_v6(const Cidr& src, uint16_t dport, uint8_t flags) {
-    return frame_v6({src, kMailHostV6, 40000, dport, flags, 0});
+frames::Bytes tcp_v6(const Cidr& src, uint16_t dport, uint8_t flags) {
+    return frames::v6({.src = address_of(src), .dst = kMailHostV6}, frames::tcp({.dport = dport, .flags = flags}));
 }
 
 // What the mail host sends: a 40-byte reply from `sport` to `dst` (ACK|PSH),
 // as the egress program sees it.
-std::vector<uint8_t> reply_v4(const Cidr& dst, uint16_t sport) {
-    return frame_v4({kMailHostV4, dst, sport, 40000, 0x18, 40});
+frames::Tcp reply_segment(uint16_t sport) {
+    return {.dport = 40000, .flags = frames::kAck | frames::kPsh, .payload = 40, .sport = sport};
 }
-std::vector<uint8_t> reply_v6(const Cidr& dst, uint16_t sport) {
-    return frame_v6({kMailHostV6, dst, sport, 40000, 0x18, 40});
+frames::Bytes reply_v4(const Cidr& dst, uint16_t sport) {
+    return frames::v4({.src = kMailHostV4, .dst = address_of(dst)}, frames::tcp(reply_segment(sport)));
+}
+frames::Bytes reply_v6(const Cidr& dst, uint16_t sport) {
+    return frames::v6({.src = kMailHostV6, .dst = address_of(dst)}, frames::tcp(reply_segment(sport)));
 }
 
 // ---- rules ------------------------------------------------------------------
@@ -581,7 +525,7 @@ public:
         Cidr src;
         for (uint32_t i = 0; i < count; ++i) {
             src = next();
-            out.push_back(make(src, 25, kTcpSyn));
+            out.push_back(make(src, 25, frames::kSyn));
         }
         if (last) *last = src;
         return out;
@@ -675,7 +619,7 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
     // (see there), so every measured packet is admitted by a lookup and a CAS.
     for (const auto& f : families) {
         auto make = f.family == Family::V4 ? tcp_v4 : tcp_v6;
-        const auto pkt = make(f.hit_source, 25, kTcpSyn);
+        const auto pkt = make(f.hit_source, 25, frames::kSyn);
         const std::string name = std::string(family_prefix(f.family)) + "SYN :25 limited, bucket hit";
         expect_verdict("fence", test_run(fence_fd, pkt, 1).retval, XDP_PASS, name + " (first SYN)", size);
         const limit_key key = maps.key_of(maps.value_of(f.fast_limit_rule), f.hit_source);
@@ -690,7 +634,7 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
     // the only token, every measured one is refused by the GCRA test.
     for (const auto& f : families) {
         auto make = f.family == Family::V4 ? tcp_v4 : tcp_v6;
-        const auto pkt = make(f.slow_source, 25, kTcpSyn);
+        const auto pkt = make(f.slow_source, 25, frames::kSyn);
         const std::string name = std::string(family_prefix(f.family)) + "SYN :25 limited, dropped by rate";
         expect_verdict("fence", test_run(fence_fd, pkt, 1).retval, XDP_PASS, name + " (first SYN)", size);
         rule_counters before = maps.counters(f.slow_limit_rule);
@@ -706,7 +650,7 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
     // baseline; bucket create minus this row is the cost of creating the key.
     for (const auto& f : families) {
         auto make = f.family == Family::V4 ? tcp_v4 : tcp_v6;
-        const auto pkt = make(f.hit_source, 25, kTcpSyn);
+        const auto pkt = make(f.hit_source, 25, frames::kSyn);
         const std::string name = std::string(family_prefix(f.family)) + "SYN :25 limited, bucket hit (" +
                                  std::to_string(kCreateFramesPerRun) +
                                  " calls/run, repeat=1 each: control for bucket create)";
@@ -828,10 +772,10 @@ int run() {
     for (const auto& f : families) {
         auto make = f.family == Family::V4 ? tcp_v4 : tcp_v6;
         std::string v = family_prefix(f.family);
-        packets.push_back({v + "SYN :25 blocked src", make(f.blocked_source, 25, kTcpSyn), true});
-        packets.push_back({v + "SYN :25 unlisted src", make(f.unlisted_source, 25, kTcpSyn), false});
-        packets.push_back({v + "ACK :25 (established)", make(f.blocked_source, 25, kTcpAck), false});
-        packets.push_back({v + "SYN :22 (not SMTP)", make(f.blocked_source, 22, kTcpSyn), false});
+        packets.push_back({v + "SYN :25 blocked src", make(f.blocked_source, 25, frames::kSyn), true});
+        packets.push_back({v + "SYN :25 unlisted src", make(f.unlisted_source, 25, frames::kSyn), false});
+        packets.push_back({v + "ACK :25 (established)", make(f.blocked_source, 25, frames::kAck), false});
+        packets.push_back({v + "SYN :22 (not SMTP)", make(f.blocked_source, 22, frames::kSyn), false});
     }
 
     // One random rule set per family, fixed seed; each size uses a prefix of it,

@@ -1,13 +1,21 @@
-// Connection attempts next to SYN packets: a SYN with the same source, source
-// port, destination port and sequence number as one seen recently is a
-// retransmission of the same attempt. The program counts every SYN packet as
-// before and each attempt once, per rule, per source and globally; the
-// verdict of every SYN is computed as usual (dedupe is counting only).
-// Through bpf_prog_test_run_opts on crafted frames. Needs root; skipped
-// otherwise.
+// What the XDP program counts and reports, on crafted frames through
+// bpf_prog_test_run_opts:
+// - per-rule counters: the deciding rule only; an update with the same action
+//   keeps them, a new action starts them over;
+// - connection attempts next to SYN packets: a SYN with the same source,
+//   source port, destination port and sequence number as one seen recently is
+//   a retransmission of the same attempt. The program counts every SYN packet
+//   as before and each attempt once, per rule, per source and globally; the
+//   verdict of every SYN is computed as usual (dedupe is counting only);
+// - per-source accounting in the `sources` LRU (attempts and verdicts per
+//   source and port, the deciding rule);
+// - drop events: one per source's first drop by a rule, the stream held to its
+//   kernel rate limit.
+// Needs root; skipped otherwise.
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -16,14 +24,52 @@
 #include "bpf/map.h"
 #include "bpf/pin_dir.h"
 #include "bpf_test_support.h"
+#include "smtpfence_abi.h"
 #include "text/cidr.h"
 #include "text/limit_options.h"
-#include "smtpfence_abi.h"
+#include "trie_rule_fixture.h"
+#include "verdict_fixture.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;
 
 namespace {
+
+// ---------------------------------------------------------------------------
+// Per-rule counters
+
+TEST_F(Verdicts, RuleCountersCountTheDecidingRuleOnly) {
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(run_raw(syn4("203.0.113.5")), kDrop);
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(run_raw(syn4("203.0.113.20")), kPass);
+    // Neither established segments nor other ports count against a rule.
+    ASSERT_EQ(run_raw(v4({.src = "203.0.113.5"}, tcp({.flags = kAck}))), kPass);
+    ASSERT_EQ(run_raw(syn4("203.0.113.5", 22)), kPass);
+    ASSERT_EQ(run_raw(syn6("2001:db8:bad::5")), kDrop);
+    ASSERT_EQ(run_raw(v6({.src = "2001:db8:bad::5", .ext = {{kFragment, 100, true}}}, Bytes(32, 'x'))), kDrop);
+    ASSERT_EQ(run_raw(syn6("2001:db8:bad::20")), kPass);
+    ASSERT_EQ(run_raw(syn4("198.51.100.1")), kPass);
+
+    EXPECT_EQ(rule_counters(), (Hits{
+                                   {kBlock4, {3, 3}},
+                                   {kAllow4, {2, 0}},
+                                   {kBlock6, {2, 2}},
+                                   {kAllow6, {1, 0}},
+                               }));
+    EXPECT_EQ(global(),
+              (GlobalCounts{.seen = 11, .passed = 6, .dropped = 5, .smtp = 9, .smtp_syn = 8, .fragments = 1}));
+}
+
+TEST_F(Verdicts, SameActionKeepsCountersNewActionResetsThem) {
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(run_raw(syn4("203.0.113.5")), kDrop);
+    add(kBlock4, Action::Block);  // same action: an update, counters kept
+    EXPECT_EQ(rule_counters()[kBlock4], (RuleHits{2, 2}));
+    add(kBlock4, Action::Allow);  // new action: counters start over
+    EXPECT_EQ(rule_counters()[kBlock4], (RuleHits{0, 0}));
+    expect({"after block became allow", syn4("203.0.113.5"), kPass, kSynPassed, allowed_by(kBlock4)});
+}
+
+// ---------------------------------------------------------------------------
+// Connection attempts
 
 class Attempts : public PinnedFenceTest {
 protected:
@@ -226,6 +272,128 @@ TEST_F(Attempts, AFullFlowMapForgetsTheOldestFlowsAndOvercountsNeverUnder) {
     // The newest flow is still known.
     EXPECT_EQ(run({syn("203.0.113.10", 40000, n - 1)}), "D");
     EXPECT_EQ(rule("203.0.113.0/24").attempts, n + 1);
+}
+
+// ---------------------------------------------------------------------------
+// Per-source accounting
+
+using Sources = TrieRuleTest;
+
+TEST_F(Sources, AttemptsAndVerdictsPerSourceAndPort) {
+    uint32_t block = put("203.0.113.0/24", {});
+    EXPECT_EQ(syns("203.0.113.10", 4, 25), "DDDD");
+    EXPECT_EQ(syns("198.51.100.20", 3, 587), "PPP");
+    EXPECT_EQ(syns("198.51.100.20", 1, 25), "P");
+    run_raw(segment_from("203.0.113.10", kAck, 25));  // not an attempt
+    run_raw(syn_from("203.0.113.10", 22));            // not SMTP
+
+    // The frames of syns() are identical (same source port and sequence
+    // number): one connection attempt and its retransmissions.
+    source_stats a{};
+    ASSERT_TRUE(source("203.0.113.10", 25, a));
+    EXPECT_EQ(a.syn_packets, 4u);
+    EXPECT_EQ(a.attempts, 1u);
+    EXPECT_EQ(a.dropped_attempts, 1u);
+    EXPECT_EQ(a.blocked, 4u);
+    EXPECT_EQ(a.passed, 0u);
+    EXPECT_EQ(a.last_verdict, FENCE_VERDICT_BLOCKED);
+    EXPECT_EQ(a.last_rule_id, block);
+    EXPECT_EQ(a.last_action, FENCE_ACTION_BLOCK);
+    EXPECT_EQ(a.last_prefixlen, 24);
+    EXPECT_LE(a.first_seen_ns, a.last_seen_ns);
+    EXPECT_GT(a.first_seen_ns, 0u);
+
+    source_stats b{};
+    ASSERT_TRUE(source("198.51.100.20", 587, b));
+    EXPECT_EQ(b.syn_packets, 3u);
+    EXPECT_EQ(b.attempts, 1u);
+    EXPECT_EQ(b.dropped_attempts, 0u);
+    EXPECT_EQ(b.passed, 3u);
+    EXPECT_EQ(b.last_rule_id, 0u) << "no rule covers it";
+    ASSERT_TRUE(source("198.51.100.20", 25, b));
+    EXPECT_EQ(b.syn_packets, 1u);
+    EXPECT_EQ(b.attempts, 1u) << "another destination port is another attempt";
+
+    source_stats none{};
+    EXPECT_FALSE(source("203.0.113.10", 22, none)) << "only SMTP ports are accounted";
+    EXPECT_EQ(sources_.keys(sizeof(source_key)).size(), 3u);
+}
+
+TEST_F(Sources, Ipv6AndRateDrops) {
+    uint32_t limit = put("2001:db8:1::/48", {.action = Action::Limit, .interval_ns = kHour, .burst = 1});
+    EXPECT_EQ(syns("2001:db8:1::5", 3), "PDD");
+    source_stats s{};
+    ASSERT_TRUE(source("2001:db8:1::5", 25, s));
+    EXPECT_EQ(s.syn_packets, 3u);
+    EXPECT_EQ(s.attempts, 1u);
+    EXPECT_EQ(s.dropped_attempts, 0u) << "the attempt's first SYN was admitted";
+    EXPECT_EQ(s.passed, 1u);
+    EXPECT_EQ(s.limited, 2u);
+    EXPECT_EQ(s.last_verdict, FENCE_VERDICT_RATE);
+    EXPECT_EQ(s.last_rule_id, limit);
+}
+
+// ---------------------------------------------------------------------------
+// Drop events
+
+using Events = TrieRuleTest;
+
+TEST_F(Events, OneEventForASourcesFirstDropNotOnePerSyn) {
+    uint32_t block = put("203.0.113.0/24", {});
+    EXPECT_EQ(syns("203.0.113.10", 40), std::string(40, 'D'));
+    EXPECT_EQ(syns("198.51.100.20", 10), std::string(10, 'P'));
+    auto events = drain_events();
+    ASSERT_EQ(events.size(), 1u);
+    const fence_event& ev = events[0];
+    EXPECT_EQ(ev.rule_id, block);
+    EXPECT_EQ(ev.family, 4);
+    EXPECT_EQ(ev.verdict, FENCE_VERDICT_BLOCKED);
+    EXPECT_EQ(ev.action, FENCE_ACTION_BLOCK);
+    EXPECT_EQ(ev.prefixlen, 24);
+    EXPECT_EQ(ev.port, 25);
+    EXPECT_EQ(format_address(Family::V4, {ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3]}), "203.0.113.10");
+    EXPECT_EQ(fence().counters().events, 1u);
+}
+
+TEST_F(Events, ANewRuleGivesTheSourceANewEvent) {
+    put("203.0.113.0/24", {});
+    syns("203.0.113.10", 3);
+    // Block turned into a limit: a new rule id, so its first drop is news.
+    uint32_t limit = put("203.0.113.0/24", {.action = Action::Limit, .interval_ns = kHour, .burst = 1});
+    EXPECT_EQ(syns("203.0.113.10", 3), "PDD");
+    auto events = drain_events();
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[1].rule_id, limit);
+    EXPECT_EQ(events[1].verdict, FENCE_VERDICT_RATE);
+}
+
+TEST_F(Events, DryRunDropsAreEventsToo) {
+    uint32_t dry = put("203.0.113.0/24", {.flags = FENCE_RULE_DRY_RUN});
+    EXPECT_EQ(syns("203.0.113.10", 5), "PPPPP");
+    auto events = drain_events();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].rule_id, dry);
+    EXPECT_EQ(events[0].verdict, FENCE_VERDICT_WOULD_DROP);
+}
+
+TEST_F(Events, AFloodOfSourcesCannotFloodTheStream) {
+    put("203.0.113.0/24", {});
+    put("198.51.100.0/24", {});
+    constexpr int kSources = 500;
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSources; ++i) {
+        std::string src = (i < 250 ? "203.0.113." : "198.51.100.") + std::to_string(i % 250 + 1);
+        ASSERT_EQ(syns(src, 1), "D");
+    }
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    auto events = drain_events();
+    fence_stats st = fence().counters();
+    EXPECT_EQ(st.events, events.size());
+    EXPECT_EQ(st.events + st.events_suppressed, static_cast<uint64_t>(kSources))
+        << "every first drop is either an event or counted as held back";
+    EXPECT_LE(events.size(), FENCE_EVENT_BURST + FENCE_EVENT_RATE * elapsed + 1)
+        << "the stream's burst plus its refill over " << elapsed << " s";
+    EXPECT_GE(events.size(), static_cast<size_t>(FENCE_EVENT_BURST));
 }
 
 }  // namespace

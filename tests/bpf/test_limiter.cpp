@@ -1,98 +1,29 @@
 // The XDP program's `limit` action on crafted frames, through
 // bpf_prog_test_run_opts: GCRA bursts and refill, limiter keys (per source, per
-// rule, per prefix; IPv6 sources as /64), precedence against allow and block,
-// what a limit never meters (established segments, other ports, fragments),
-// --max-conns against conn_counts entries written directly, and what happens
-// to limiter state when a rule changes. Every test gets fresh pinned maps, so
-// the global and per-rule counters are asserted as exact totals.
-// Needs root; skipped otherwise.
-#include <bpf/bpf.h>
+// rule, per prefix; IPv6 sources as /64), what a limit never meters
+// (established segments, other ports, fragments), --max-conns against
+// conn_counts entries written directly, and what happens to limiter state when
+// a rule changes. Every test gets fresh pinned maps, so the global and
+// per-rule counters are asserted as exact totals. Precedence against allow and
+// block is in test_rules.cpp. Needs root; skipped otherwise.
 #include <gtest/gtest.h>
-#include <linux/bpf.h>
-#include <time.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-#include <optional>
-#include <ostream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "bpf/map.h"
-#include "bpf/pin_dir.h"
 #include "bpf_test_support.h"
-#include "text/cidr.h"
 #include "fence/rule_store.h"
-#include "text/limit_options.h"
+#include "limit_fixture.h"
 #include "smtpfence_abi.h"
+#include "text/cidr.h"
+#include "text/limit_options.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;
 
 namespace {
-
-// ---------------------------------------------------------------------------
-// Counters
-
-// One rule's counters (summed over CPUs) and the keys it tracks.
-struct RuleCounts {
-    uint64_t matched = 0, dropped = 0, rate_dropped = 0, conns_dropped = 0, tracked_keys = 0;
-    bool operator==(const RuleCounts&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const RuleCounts& c) {
-    return os << "{matched " << c.matched << ", dropped " << c.dropped << ", rate_dropped " << c.rate_dropped
-              << ", conns_dropped " << c.conns_dropped << ", tracked_keys " << c.tracked_keys << "}";
-}
-
-// A limiter map key, comparable and printable (limit_key is a C struct of the
-// global namespace; this one lives here so that gtest finds its operators).
-struct LimKey {
-    uint32_t rule_id = 0;
-    unsigned family = 0;
-    std::array<uint8_t, 16> addr{};
-    auto operator<=>(const LimKey&) const = default;
-};
-
-LimKey from_raw(const limit_key& raw) {
-    LimKey k;
-    k.rule_id = raw.rule_id;
-    k.family = raw.family;
-    std::memcpy(k.addr.data(), raw.addr, sizeof raw.addr);
-    return k;
-}
-
-limit_key to_raw(const LimKey& k) {
-    limit_key raw{};
-    raw.rule_id = k.rule_id;
-    raw.family = static_cast<uint8_t>(k.family);
-    std::memcpy(raw.addr, k.addr.data(), sizeof raw.addr);
-    return raw;
-}
-
-std::ostream& operator<<(std::ostream& os, const LimKey& k) {
-    return os << "{rule " << k.rule_id << ", family " << k.family << ", "
-              << format_address(k.family == 4 ? Family::V4 : Family::V6, k.addr) << "}";
-}
-
-using Keys = std::vector<LimKey>;
-
-Keys sorted(Keys keys) {
-    std::sort(keys.begin(), keys.end());
-    return keys;
-}
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string repeat(char c, size_t n) { return std::string(n, c); }
 
 // ---------------------------------------------------------------------------
 // GCRA with uncertain clocks: the program reads bpf_ktime_get_ns() (CLOCK_MONOTONIC)
@@ -130,149 +61,6 @@ private:
     bool known_ = false, lost_ = false;
     uint64_t tat_lo_ = 0, tat_hi_ = 0;
 };
-
-// ---------------------------------------------------------------------------
-// Fixture: limits added the way the CLI adds them, and the limiter maps read
-// straight from their pins, behind Fence's back.
-
-const std::string kNet4 = "203.0.113.0/24";
-const std::string kNet6 = "2001:db8:1::/48";
-
-class LimitVerdicts : public PinnedFenceTest {
-protected:
-    // The LimitSpec the CLI builds from `--rate RATE --burst BURST --max-conns N --per PER`
-    // (an empty rate: no --rate).
-    static LimitSpec spec(const std::string& cidr, const std::string& rate, uint32_t burst,
-                          const std::string& per = "source", uint32_t max_conns = 0) {
-        LimitSpec s;
-        s.interval_ns = rate.empty() ? 0 : parse_rate(rate);
-        s.burst = burst;
-        s.max_conns = max_conns;
-        s.key_prefixlen = key_prefixlen_for(parse_key_scope(per), parse_cidr(cidr).cidr);
-        return s;
-    }
-
-    AddResult add_limit(const std::string& cidr, const std::string& rate, uint32_t burst,
-                        const std::string& per = "source", uint32_t max_conns = 0) {
-        return fence().add_rule(parse_cidr(cidr).cidr, Action::Limit, "limit test", "gtest",
-                                spec(cidr, rate, burst, per, max_conns));
-    }
-
-    // 'P' for XDP_PASS, 'D' for XDP_DROP, 'E' when the kernel refused the run.
-    char run(const Bytes& frame) const {
-        const int verdict = run_raw(frame);
-        return verdict == XDP_PASS ? 'P' : verdict == XDP_DROP ? 'D' : 'E';
-    }
-
-    std::string run_n(const Bytes& frame, size_t n) const {
-        std::string out;
-        for (size_t i = 0; i < n; ++i) out += run(frame);
-        return out;
-    }
-
-    // `n` SYNs to port 25 from `src`, back to back: "PPD..." in order.
-    std::string syns(const std::string& src, size_t n) const { return run_n(syn_from(src), n); }
-
-    std::optional<Rule> rule(const std::string& cidr) const {
-        const Cidr want = parse_cidr(cidr).cidr;
-        for (const Rule& r : fence().rules()) {
-            if (r.cidr == want) return r;
-        }
-        return std::nullopt;
-    }
-
-    RuleCounts counts(const std::string& cidr) const {
-        const auto r = rule(cidr);
-        if (!r) {
-            ADD_FAILURE() << "no rule " << cidr << " in Fence::rules()";
-            return {};
-        }
-        return {r->counters.matched, r->counters.dropped, r->counters.rate_dropped, r->counters.conns_dropped,
-                r->tracked_keys};
-    }
-
-    UniqueFd pinned(const char* name) const {
-        const std::string path = pin_dir() + "/" + name;
-        int fd = bpf_obj_get(path.c_str());
-        if (fd < 0) throw std::runtime_error("bpf_obj_get " + path + ": " + std::strerror(errno));
-        return UniqueFd(fd);
-    }
-
-    // The rule's value as the program reads it from the trie.
-    rule_value trie_value(const std::string& cidr_text) const {
-        const Cidr cidr = parse_cidr(cidr_text).cidr;
-        rule_value value{};
-        int err;
-        if (cidr.family == Family::V4) {
-            rule_key_v4 key{};
-            key.prefixlen = cidr.prefixlen;
-            std::memcpy(key.addr, cidr.addr.data(), sizeof key.addr);
-            err = bpf_map_lookup_elem(pinned(FENCE_MAP_RULES_V4).get(), &key, &value);
-        } else {
-            rule_key_v6 key{};
-            key.prefixlen = cidr.prefixlen;
-            std::memcpy(key.addr, cidr.addr.data(), sizeof key.addr);
-            err = bpf_map_lookup_elem(pinned(FENCE_MAP_RULES_V6).get(), &key, &value);
-        }
-        if (err != 0) throw std::runtime_error("no trie entry for " + cidr_text);
-        if (value.prefixlen != cidr.prefixlen) throw std::runtime_error("trie entry for " + cidr_text + " is broader");
-        return value;
-    }
-
-    uint32_t rule_id(const std::string& cidr) const { return trie_value(cidr).rule_id; }
-
-    // Every key of a limiter map (limit_state or conn_counts), sorted.
-    Keys keys_of(const char* map) const {
-        UniqueFd fd = pinned(map);
-        Keys out;
-        limit_key next{}, prev{};
-        bool first = true;
-        while (bpf_map_get_next_key(fd.get(), first ? nullptr : &prev, &next) == 0) {
-            out.push_back(from_raw(next));
-            prev = next;
-            first = false;
-        }
-        return sorted(out);
-    }
-
-    void set_conn_count(const LimKey& key, uint32_t open) const {
-        const limit_key raw = to_raw(key);
-        ASSERT_EQ(bpf_map_update_elem(pinned(FENCE_MAP_CONN_COUNTS).get(), &raw, &open, BPF_ANY), 0)
-            << "write conn_counts " << key << ": " << std::strerror(errno);
-    }
-
-    std::optional<uint32_t> conn_count(const LimKey& key) const {
-        const limit_key raw = to_raw(key);
-        uint32_t open = 0;
-        if (bpf_map_lookup_elem(pinned(FENCE_MAP_CONN_COUNTS).get(), &raw, &open) != 0) return std::nullopt;
-        return open;
-    }
-
-    std::optional<uint64_t> tat_of(const LimKey& key) const {
-        const limit_key raw = to_raw(key);
-        limit_state st{};
-        if (bpf_map_lookup_elem(pinned(FENCE_MAP_LIMIT_STATE).get(), &raw, &st) != 0) return std::nullopt;
-        return st.tat_ns;
-    }
-};
-
-// The limiter key the test expects for `src` under rule `id` with key length
-// `keylen`, masked here independently of the program.
-LimKey expected_key(uint32_t id, const std::string& src, unsigned keylen) {
-    LimKey key;
-    key.rule_id = id;
-    key.family = is_v6(src) ? 6 : 4;
-    const std::vector<uint8_t> addr = address_bytes(src);
-    for (size_t i = 0; i < addr.size(); ++i) {
-        const unsigned bit = static_cast<unsigned>(i) * 8;
-        if (bit + 8 <= keylen) {
-            key.addr[i] = addr[i];
-        } else if (bit < keylen) {
-            key.addr[i] = static_cast<uint8_t>(addr[i] & (0xff00u >> (keylen - bit)));
-        }
-    }
-    return key;
-}
 
 // ---------------------------------------------------------------------------
 // Bursts: a fresh key may open `burst` connections at once, then none until
@@ -508,57 +296,6 @@ TEST_F(LimitVerdicts, CatchAllPerRuleAndIpv6PerSlash56) {
     EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
               sorted(Keys{expected_key(all, "0.0.0.0", 0), expected_key(v6, "2001:db8:bad::", 128),
                           expected_key(v6, "2001:db8:bad:100::", 128)}));
-}
-
-// ---------------------------------------------------------------------------
-// Precedence: the longest prefix decides between limit, allow and block.
-
-TEST_F(LimitVerdicts, AllowInsideALimitIsNeverMetered) {
-    add_limit(kNet4, "5/s", 1);
-    add("203.0.113.20/32", Action::Allow);
-    EXPECT_EQ(syns("203.0.113.20", 10), repeat('P', 10));
-    EXPECT_EQ(syns("203.0.113.10", 3), "PDD");
-    EXPECT_EQ(syns("203.0.113.20", 2), "PP");
-    EXPECT_EQ(counts("203.0.113.20/32"), (RuleCounts{.matched = 12}));
-    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 3, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
-    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{expected_key(rule_id(kNet4), "203.0.113.10", 32)});
-    EXPECT_EQ(global(), (GlobalCounts{.seen = 15, .passed = 13, .dropped = 2, .smtp = 15, .smtp_syn = 15}));
-}
-
-TEST_F(LimitVerdicts, BlockInsideALimitDrops) {
-    add_limit(kNet4, "5/s", 2);
-    add("203.0.113.64/26", Action::Block);
-    EXPECT_EQ(syns("203.0.113.70", 3), "DDD");
-    EXPECT_EQ(syns("203.0.113.10", 3), "PPD");
-    EXPECT_EQ(syns("203.0.113.127", 1), "D");
-    EXPECT_EQ(syns("203.0.113.128", 3), "PPD");
-    EXPECT_EQ(counts("203.0.113.64/26"), (RuleCounts{.matched = 4, .dropped = 4}));
-    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 6, .dropped = 2, .rate_dropped = 2, .tracked_keys = 2}));
-    EXPECT_EQ(global(), (GlobalCounts{.seen = 10, .passed = 4, .dropped = 6, .smtp = 10, .smtp_syn = 10}));
-}
-
-TEST_F(LimitVerdicts, LimitInsideABlockMeters) {
-    add("198.51.100.0/24", Action::Block);
-    add_limit("198.51.100.0/28", "5/s", 2);
-    EXPECT_EQ(syns("198.51.100.5", 3), "PPD");
-    EXPECT_EQ(syns("198.51.100.15", 2), "PP");
-    EXPECT_EQ(syns("198.51.100.16", 2), "DD");
-    EXPECT_EQ(syns("198.51.100.200", 1), "D");
-    EXPECT_EQ(counts("198.51.100.0/24"), (RuleCounts{.matched = 3, .dropped = 3}));
-    EXPECT_EQ(counts("198.51.100.0/28"), (RuleCounts{.matched = 5, .dropped = 1, .rate_dropped = 1, .tracked_keys = 2}));
-    EXPECT_EQ(global(), (GlobalCounts{.seen = 8, .passed = 4, .dropped = 4, .smtp = 8, .smtp_syn = 8}));
-}
-
-TEST_F(LimitVerdicts, Ipv6PrecedenceMatchesIpv4) {
-    add_limit(kNet6, "5/s", 1);
-    add("2001:db8:1:bad::/64", Action::Block);
-    add("2001:db8:1:600d::25/128", Action::Allow);
-    EXPECT_EQ(syns("2001:db8:1:bad::1", 2), "DD");
-    EXPECT_EQ(syns("2001:db8:1:600d::25", 3), "PPP");
-    EXPECT_EQ(syns("2001:db8:1:600d::26", 2), "PD") << "not the allowed host: metered by the /48";
-    EXPECT_EQ(counts("2001:db8:1:bad::/64"), (RuleCounts{.matched = 2, .dropped = 2}));
-    EXPECT_EQ(counts("2001:db8:1:600d::25/128"), (RuleCounts{.matched = 3}));
-    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 2, .dropped = 1, .rate_dropped = 1, .tracked_keys = 1}));
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -38,12 +37,6 @@ constexpr const char* kMailHost = "198.51.100.254";
 constexpr const char* kRelay = "198.51.100.20";
 constexpr uint32_t kClientIsn = 5000;  // the relay's initial sequence number
 constexpr uint32_t kServerIsn = 9000;  // the mail host's
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 class Pace : public PinnedFenceTest {
 protected:

@@ -1,22 +1,20 @@
-// The XDP program's verdicts and counters, on crafted frames, through
-// bpf_prog_test_run_opts: the real program against real (pinned) maps, driven
-// by the same Fence that the CLI uses. Needs root; skipped otherwise.
+// How the XDP program reads a frame, on crafted frames through
+// bpf_prog_test_run_opts: which segments are new connections to an SMTP port
+// (flags, ports, set-ports), IPv4 header lengths, VLAN tags, IPv6 extension
+// headers, fragments, what is not TCP, and truncation at every byte. Each
+// frame's verdict and counter deltas are asserted against a block with an
+// allow inside it (verdict_fixture.h). Needs root; skipped otherwise.
 #include <gtest/gtest.h>
-#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
 
-#include <cerrno>
 #include <cstdint>
-#include <map>
-#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bpf_test_support.h"
-#include "text/cidr.h"
-#include "fence/rule_store.h"
+#include "verdict_fixture.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;
@@ -24,148 +22,7 @@ using namespace smtpfence::bpftest;
 namespace {
 
 // ---------------------------------------------------------------------------
-// What a run is expected to do
-
-constexpr int kPass = XDP_PASS;
-constexpr int kDrop = XDP_DROP;
-
-// Deltas of the global counters.
-constexpr GlobalCounts kSynDropped{.seen = 1, .dropped = 1, .smtp = 1, .smtp_syn = 1};
-constexpr GlobalCounts kSynPassed{.seen = 1, .passed = 1, .smtp = 1, .smtp_syn = 1};
-constexpr GlobalCounts kSmtpPassed{.seen = 1, .passed = 1, .smtp = 1};  // an established session's segment
-constexpr GlobalCounts kIgnored{.seen = 1, .passed = 1};                // not TCP to an SMTP port
-constexpr GlobalCounts kMalformed{.seen = 1, .passed = 1, .malformed = 1};
-constexpr GlobalCounts kFragmentDropped{.seen = 1, .dropped = 1, .fragments = 1};
-constexpr GlobalCounts kFragmentPassed{.seen = 1, .passed = 1, .fragments = 1};
-constexpr GlobalCounts kNothing{};
-
-// Per-rule counters (or their deltas), keyed by the rule's canonical CIDR.
-struct RuleHits {
-    uint64_t matched = 0, dropped = 0;
-    bool operator==(const RuleHits&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const RuleHits& h) {
-    return os << "{matched " << h.matched << ", dropped " << h.dropped << "}";
-}
-
-using Hits = std::map<std::string, RuleHits>;
-
-const std::string kBlock4 = "203.0.113.0/24";
-const std::string kAllow4 = "203.0.113.20/32";
-const std::string kBlock6 = "2001:db8:bad::/48";
-const std::string kAllow6 = "2001:db8:bad::20/128";
-
-Hits blocked_by(const std::string& rule, uint64_t n = 1) { return {{rule, {n, n}}}; }
-Hits allowed_by(const std::string& rule, uint64_t n = 1) { return {{rule, {n, 0}}}; }
-
-struct Case {
-    std::string what;
-    Bytes frame;
-    int verdict;
-    GlobalCounts counts;
-    Hits hits = {};  // the rules whose counters moved, and by how much
-};
-
-// ---------------------------------------------------------------------------
-// Fixture: every test starts from a block with an allow inside it, per
-// family, so that one source of each kind is at hand.
-
-class Verdicts : public PinnedFenceTest {
-protected:
-    void SetUp() override {
-        PinnedFenceTest::SetUp();
-        if (IsSkipped()) return;
-        add(kBlock4, Action::Block);
-        add(kAllow4, Action::Allow);
-        add(kBlock6, Action::Block);
-        add(kAllow6, Action::Allow);
-    }
-
-    // Every rule's counters, summed over CPUs.
-    Hits rule_counters() const {
-        Hits out;
-        for (const Rule& rule : fence().rules()) {
-            out[format_cidr(rule.cidr)] = {rule.counters.matched, rule.counters.dropped};
-        }
-        return out;
-    }
-
-    struct Outcome {
-        int verdict;
-        GlobalCounts counts;
-        Hits hits;  // rules whose counters moved
-    };
-
-    Outcome run(const Bytes& frame) const {
-        const GlobalCounts stats_before = global();
-        const Hits rules_before = rule_counters();
-        Outcome out{run_raw(frame), global() - stats_before, {}};
-        for (const auto& [cidr, after] : rule_counters()) {
-            auto it = rules_before.find(cidr);
-            RuleHits before = it == rules_before.end() ? RuleHits{} : it->second;
-            if (after != before) out.hits[cidr] = {after.matched - before.matched, after.dropped - before.dropped};
-        }
-        return out;
-    }
-
-    void expect(const Case& c) const {
-        SCOPED_TRACE(c.what);
-        const Outcome out = run(c.frame);
-        EXPECT_EQ(out.verdict, c.verdict) << "verdict (XDP_DROP=1, XDP_PASS=2)";
-        EXPECT_EQ(out.counts, c.counts) << "global counter deltas";
-        EXPECT_EQ(out.hits, c.hits) << "per-rule counter deltas";
-    }
-
-    void expect_all(const std::vector<Case>& cases) const {
-        for (const Case& c : cases) expect(c);
-    }
-
-    // Runs every truncation of a blocked SYN `frame`, whose headers take its
-    // first `headers_len` bytes and whose source `rule` blocks: below the
-    // Ethernet header the kernel refuses to run the program at all; a cut in
-    // the headers passes as malformed (no SYN to be seen); a cut in the
-    // payload still leaves a complete SYN, which is dropped.
-    void expect_truncations(const std::string& what, const Bytes& frame, size_t headers_len,
-                            const std::string& rule) const {
-        SCOPED_TRACE(what);
-        ASSERT_LE(headers_len, frame.size());
-        for (size_t len = 0; len <= frame.size(); ++len) {
-            SCOPED_TRACE("truncated to " + std::to_string(len) + " of " + std::to_string(frame.size()) + " bytes");
-            const Outcome out = run(truncated(frame, len));
-            if (len < ETH_HLEN) {
-                EXPECT_EQ(out.verdict, -EINVAL) << "test run below ETH_HLEN";
-                EXPECT_EQ(out.counts, kNothing);
-                EXPECT_EQ(out.hits, Hits{});
-            } else if (len < headers_len) {
-                EXPECT_EQ(out.verdict, kPass);
-                EXPECT_EQ(out.counts, kMalformed);
-                EXPECT_EQ(out.hits, Hits{});
-            } else {
-                EXPECT_EQ(out.verdict, kDrop);
-                EXPECT_EQ(out.counts, kSynDropped);
-                EXPECT_EQ(out.hits, blocked_by(rule));
-            }
-        }
-    }
-};
-
-// ---------------------------------------------------------------------------
-// IPv4 SYNs to SMTP ports
-
-TEST_F(Verdicts, Ipv4SynToEverySmtpPortIsJudgedBySource) {
-    for (uint16_t port : {25, 465, 587}) {
-        SCOPED_TRACE("port " + std::to_string(port));
-        expect_all({
-            {"blocked 203.0.113.5", syn4("203.0.113.5", port), kDrop, kSynDropped, blocked_by(kBlock4)},
-            {"blocked 203.0.113.0", syn4("203.0.113.0", port), kDrop, kSynDropped, blocked_by(kBlock4)},
-            {"blocked 203.0.113.255", syn4("203.0.113.255", port), kDrop, kSynDropped, blocked_by(kBlock4)},
-            {"allowed inside the block", syn4("203.0.113.20", port), kPass, kSynPassed, allowed_by(kAllow4)},
-            {"unlisted 198.51.100.1", syn4("198.51.100.1", port), kPass, kSynPassed},
-            {"unlisted neighbour 203.0.114.5", syn4("203.0.114.5", port), kPass, kSynPassed},
-        });
-    }
-}
+// Which segments are new connections to an SMTP port
 
 TEST_F(Verdicts, EstablishedSessionsAreNotCut) {
     auto segment = [](uint8_t flags, size_t payload = 0) {
@@ -290,22 +147,7 @@ TEST_F(Verdicts, ThirdVlanTagIsNotParsed) {
 }
 
 // ---------------------------------------------------------------------------
-// IPv6
-
-TEST_F(Verdicts, Ipv6SynIsJudgedBySource) {
-    for (uint16_t port : {25, 465, 587}) {
-        SCOPED_TRACE("port " + std::to_string(port));
-        expect_all({
-            {"blocked", syn6("2001:db8:bad::5", port), kDrop, kSynDropped, blocked_by(kBlock6)},
-            {"blocked, far end of the /48", syn6("2001:db8:bad:ffff:ffff:ffff:ffff:ffff", port), kDrop, kSynDropped,
-             blocked_by(kBlock6)},
-            {"allowed inside the block", syn6("2001:db8:bad::20", port), kPass, kSynPassed, allowed_by(kAllow6)},
-            {"unlisted", syn6("2001:db8:1::1", port), kPass, kSynPassed},
-            {"unlisted neighbour /48", syn6("2001:db8:bae::5", port), kPass, kSynPassed},
-        });
-    }
-    expect({"blocked to 22", syn6("2001:db8:bad::5", 22), kPass, kIgnored});
-}
+// IPv6 extension headers
 
 TEST_F(Verdicts, Ipv6ExtensionHeadersAreWalked) {
     const std::vector<Ext6> chain = {{kHopByHop}, {kDestOpts}, {kRouting}};
@@ -464,77 +306,6 @@ TEST_F(Verdicts, EveryTruncationOfABlockedSynPassesAsMalformed) {
         {"v6 SYN with 12 bytes of data", v6({.src = "2001:db8:bad::5"}, tcp({.payload = 12})), 12, kBlock6},
     };
     for (const Frame& f : frames) expect_truncations(f.what, f.bytes, f.bytes.size() - f.payload, f.rule);
-}
-
-// ---------------------------------------------------------------------------
-// Rule precedence and per-rule counters
-
-TEST_F(Verdicts, LongestPrefixDecides) {
-    add("198.51.100.0/24", Action::Block);
-    add("198.51.100.0/25", Action::Allow);
-    add("198.51.100.64/26", Action::Block);
-    expect_all({
-        {".70 (block /26)", syn4("198.51.100.70"), kDrop, kSynDropped, blocked_by("198.51.100.64/26")},
-        {".10 (allow /25)", syn4("198.51.100.10"), kPass, kSynPassed, allowed_by("198.51.100.0/25")},
-        {".200 (block /24)", syn4("198.51.100.200"), kDrop, kSynDropped, blocked_by("198.51.100.0/24")},
-        {".127 (block /26, last address)", syn4("198.51.100.127"), kDrop, kSynDropped,
-         blocked_by("198.51.100.64/26")},
-        {".128 (block /24)", syn4("198.51.100.128"), kDrop, kSynDropped, blocked_by("198.51.100.0/24")},
-        {".63 (allow /25)", syn4("198.51.100.63"), kPass, kSynPassed, allowed_by("198.51.100.0/25")},
-    });
-
-    ASSERT_TRUE(fence().remove_rule(parse_cidr("198.51.100.64/26").cidr));
-    expect({".70 after removing the /26", syn4("198.51.100.70"), kPass, kSynPassed, allowed_by("198.51.100.0/25")});
-
-    fence().add_rule(parse_cidr("198.51.100.0/25").cidr, Action::Block, "now blocked", "gtest");
-    expect({".10 after the /25 became block", syn4("198.51.100.10"), kDrop, kSynDropped,
-            blocked_by("198.51.100.0/25")});
-    expect({".70 after the /25 became block", syn4("198.51.100.70"), kDrop, kSynDropped,
-            blocked_by("198.51.100.0/25")});
-    // Changing the action reset the /25's counters: only the two drops since.
-    EXPECT_EQ(rule_counters()["198.51.100.0/25"], (RuleHits{2, 2}));
-    EXPECT_EQ(rule_counters()["198.51.100.0/24"], (RuleHits{2, 2}));
-}
-
-TEST_F(Verdicts, Ipv6LongestPrefixDecides) {
-    add("2001:db8:bad:1::/64", Action::Allow);
-    add("2001:db8:bad:1:ff00::/72", Action::Block);
-    expect_all({
-        {"in the /72 block", syn6("2001:db8:bad:1:ff00::5"), kDrop, kSynDropped,
-         blocked_by("2001:db8:bad:1:ff00::/72")},
-        {"in the /64 allow", syn6("2001:db8:bad:1::5"), kPass, kSynPassed, allowed_by("2001:db8:bad:1::/64")},
-        {"in the /48 block", syn6("2001:db8:bad:2::5"), kDrop, kSynDropped, blocked_by(kBlock6)},
-    });
-}
-
-TEST_F(Verdicts, RuleCountersCountTheDecidingRuleOnly) {
-    for (int i = 0; i < 3; ++i) ASSERT_EQ(run_raw(syn4("203.0.113.5")), kDrop);
-    for (int i = 0; i < 2; ++i) ASSERT_EQ(run_raw(syn4("203.0.113.20")), kPass);
-    // Neither established segments nor other ports count against a rule.
-    ASSERT_EQ(run_raw(v4({.src = "203.0.113.5"}, tcp({.flags = kAck}))), kPass);
-    ASSERT_EQ(run_raw(syn4("203.0.113.5", 22)), kPass);
-    ASSERT_EQ(run_raw(syn6("2001:db8:bad::5")), kDrop);
-    ASSERT_EQ(run_raw(v6({.src = "2001:db8:bad::5", .ext = {{kFragment, 100, true}}}, Bytes(32, 'x'))), kDrop);
-    ASSERT_EQ(run_raw(syn6("2001:db8:bad::20")), kPass);
-    ASSERT_EQ(run_raw(syn4("198.51.100.1")), kPass);
-
-    EXPECT_EQ(rule_counters(), (Hits{
-                                   {kBlock4, {3, 3}},
-                                   {kAllow4, {2, 0}},
-                                   {kBlock6, {2, 2}},
-                                   {kAllow6, {1, 0}},
-                               }));
-    EXPECT_EQ(global(),
-              (GlobalCounts{.seen = 11, .passed = 6, .dropped = 5, .smtp = 9, .smtp_syn = 8, .fragments = 1}));
-}
-
-TEST_F(Verdicts, SameActionKeepsCountersNewActionResetsThem) {
-    for (int i = 0; i < 2; ++i) ASSERT_EQ(run_raw(syn4("203.0.113.5")), kDrop);
-    add(kBlock4, Action::Block);  // same action: an update, counters kept
-    EXPECT_EQ(rule_counters()[kBlock4], (RuleHits{2, 2}));
-    add(kBlock4, Action::Allow);  // new action: counters start over
-    EXPECT_EQ(rule_counters()[kBlock4], (RuleHits{0, 0}));
-    expect({"after block became allow", syn4("203.0.113.5"), kPass, kSynPassed, allowed_by(kBlock4)});
 }
 
 }  // namespace
