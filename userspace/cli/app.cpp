@@ -8,7 +8,15 @@
 #include <sstream>
 
 #include "base/errors.h"
+#include "cli/attach.h"
+#include "cli/block.h"
 #include "cli/commands.h"
+#include "cli/enforce.h"
+#include "cli/limit.h"
+#include "cli/list.h"
+#include "cli/ports.h"
+#include "cli/remove.h"
+#include "cli/status.h"
 #include "text/defaults.h"
 #include "text/durations.h"
 
@@ -71,7 +79,17 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     app.set_version_flag("--version", SMTPFENCE_VERSION);
 
     std::vector<Command> commands;
-    add_rule_commands(app, commands);
+    // In the order `--help` lists them.
+    register_attach(app, commands);
+    register_detach(app, commands);
+    register_block(app, commands);
+    register_allow(app, commands);
+    register_limit(app, commands);
+    register_enforce(app, commands);
+    register_remove(app, commands);
+    register_ports(app, commands);
+    register_list(app, commands);
+    register_status(app, commands);
     add_state_commands(app, commands);
     add_observe_commands(app, commands);
 

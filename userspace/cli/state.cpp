@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "base/errors.h"
+#include "cli/attach.h"
 #include "cli/commands.h"
 #include "fence/attach.h"
 #include "fence/rule_store.h"
