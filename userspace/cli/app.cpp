@@ -10,12 +10,14 @@
 #include "base/errors.h"
 #include "cli/attach.h"
 #include "cli/block.h"
+#include "cli/boot.h"
 #include "cli/commands.h"
 #include "cli/enforce.h"
 #include "cli/limit.h"
 #include "cli/list.h"
 #include "cli/ports.h"
 #include "cli/remove.h"
+#include "cli/save_restore.h"
 #include "cli/status.h"
 #include "text/defaults.h"
 #include "text/durations.h"
@@ -90,7 +92,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     register_ports(app, commands);
     register_list(app, commands);
     register_status(app, commands);
-    add_state_commands(app, commands);
+    register_save(app, commands);
+    register_restore(app, commands);
+    register_flush(app, commands);
+    register_reap(app, commands);
+    register_boot(app, commands);
     add_observe_commands(app, commands);
 
     try {

@@ -38,9 +38,6 @@ struct Command {
     std::function<int(const CliContext&)> run;
 };
 
-// The rule set on disk and at boot: save, restore, flush, reap, boot
-// (state.cpp).
-void add_state_commands(CLI::App& app, std::vector<Command>& commands);
 // Watching the fence work: stats, top, events, metrics, serve (observe.cpp).
 void add_observe_commands(CLI::App& app, std::vector<Command>& commands);
 

@@ -42,4 +42,29 @@ int run_remove(const RemoveOptions& options, const CliContext& ctx) {
     return kExitOk;
 }
 
+void register_flush(CLI::App& app, std::vector<Command>& commands) {
+    auto options = std::make_shared<FlushOptions>();
+    auto* cmd = app.add_subcommand("flush", "remove every rule");
+    cmd->add_flag("--yes,--force", options->yes, "yes, all of them");
+    commands.push_back({cmd, [options](const CliContext& ctx) { return run_flush(*options, ctx); }});
+}
+
+int run_flush(const FlushOptions& options, const CliContext& ctx) {
+    FenceSession session = open_session(ctx);
+    Fence& fence = session.fence();
+    std::vector<Rule> rules = fence.rules();
+    if (!rules.empty() && !options.yes) {
+        throw UsageError("flush removes all " + std::to_string(rules.size()) +
+                         " rules: confirm with `smtpfence flush --yes` (`smtpfence save FILE` keeps a copy to "
+                         "restore); nothing was removed");
+    }
+    for (const auto& r : rules) {
+        fence.remove_rule(r.cidr);
+        session.record("remove", r);
+    }
+    session.commit();
+    ctx.out << "removed " << rules.size() << (rules.size() == 1 ? " rule" : " rules") << '\n';
+    return kExitOk;
+}
+
 }  // namespace smtpfence
