@@ -13,12 +13,17 @@
 #include "cli/boot.h"
 #include "cli/commands.h"
 #include "cli/enforce.h"
+#include "cli/events.h"
 #include "cli/limit.h"
 #include "cli/list.h"
+#include "cli/metrics.h"
 #include "cli/ports.h"
 #include "cli/remove.h"
 #include "cli/save_restore.h"
+#include "cli/serve.h"
+#include "cli/stats.h"
 #include "cli/status.h"
+#include "cli/top.h"
 #include "text/defaults.h"
 #include "text/durations.h"
 
@@ -97,7 +102,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     register_flush(app, commands);
     register_reap(app, commands);
     register_boot(app, commands);
-    add_observe_commands(app, commands);
+    register_stats(app, commands);
+    register_top(app, commands);
+    register_events(app, commands);
+    register_metrics(app, commands);
+    register_serve(app, commands);
 
     try {
         app.parse(argc, argv);

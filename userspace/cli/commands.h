@@ -38,9 +38,6 @@ struct Command {
     std::function<int(const CliContext&)> run;
 };
 
-// Watching the fence work: stats, top, events, metrics, serve (observe.cpp).
-void add_observe_commands(CLI::App& app, std::vector<Command>& commands);
-
 // --warn-block-age: a duration ("3d", "36h") or "0"/"off" (never warn).
 // Throws UsageError.
 uint64_t parse_warn_block_age(const std::string& text);
