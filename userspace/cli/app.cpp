@@ -86,7 +86,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     app.set_version_flag("--version", SMTPFENCE_VERSION);
 
     std::vector<Command> commands;
-    // In the order `--help` lists them.
+    // `--help` lists the subcommands in this order.
     register_attach(app, commands);
     register_detach(app, commands);
     register_block(app, commands);

@@ -12,7 +12,6 @@ namespace smtpfence {
 struct EnforceOptions {
     std::vector<std::string> cidrs;
 };
-
 void register_enforce(CLI::App& app, std::vector<Command>& commands);
 int run_enforce(const EnforceOptions& options, const CliContext& ctx);
 

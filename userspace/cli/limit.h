@@ -14,7 +14,6 @@ namespace smtpfence {
 struct LimitOptions : RuleOptions {
     LimitTexts terms;  // --rate, --burst, --max-conns, --messages, --per
 };
-
 void register_limit(CLI::App& app, std::vector<Command>& commands);
 int run_limit(const LimitOptions& options, const CliContext& ctx);
 

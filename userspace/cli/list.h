@@ -11,7 +11,6 @@ namespace smtpfence {
 struct ListOptions {
     bool json = false;
 };
-
 void register_list(CLI::App& app, std::vector<Command>& commands);
 int run_list(const ListOptions& options, const CliContext& ctx);
 

@@ -13,7 +13,6 @@ struct PortsOptions {
     std::string list;
     bool set = false;  // LIST was given (from the option's count): set, else show
 };
-
 void register_ports(CLI::App& app, std::vector<Command>& commands);
 int run_ports(const PortsOptions& options, const CliContext& ctx);
 

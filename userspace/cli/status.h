@@ -11,7 +11,6 @@ namespace smtpfence {
 struct StatusOptions {
     bool json = false;
 };
-
 void register_status(CLI::App& app, std::vector<Command>& commands);
 int run_status(const StatusOptions& options, const CliContext& ctx);
 
