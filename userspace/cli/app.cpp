@@ -8,7 +8,22 @@
 #include <sstream>
 
 #include "base/errors.h"
+#include "cli/attach.h"
+#include "cli/block.h"
+#include "cli/boot.h"
 #include "cli/commands.h"
+#include "cli/enforce.h"
+#include "cli/events.h"
+#include "cli/limit.h"
+#include "cli/list.h"
+#include "cli/metrics.h"
+#include "cli/ports.h"
+#include "cli/remove.h"
+#include "cli/save_restore.h"
+#include "cli/serve.h"
+#include "cli/stats.h"
+#include "cli/status.h"
+#include "cli/top.h"
 #include "text/defaults.h"
 #include "text/durations.h"
 
@@ -71,9 +86,27 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     app.set_version_flag("--version", SMTPFENCE_VERSION);
 
     std::vector<Command> commands;
-    add_rule_commands(app, commands);
-    add_state_commands(app, commands);
-    add_observe_commands(app, commands);
+    // `--help` lists the subcommands in this order.
+    register_attach(app, commands);
+    register_detach(app, commands);
+    register_block(app, commands);
+    register_allow(app, commands);
+    register_limit(app, commands);
+    register_enforce(app, commands);
+    register_remove(app, commands);
+    register_ports(app, commands);
+    register_list(app, commands);
+    register_status(app, commands);
+    register_save(app, commands);
+    register_restore(app, commands);
+    register_flush(app, commands);
+    register_reap(app, commands);
+    register_boot(app, commands);
+    register_stats(app, commands);
+    register_top(app, commands);
+    register_events(app, commands);
+    register_metrics(app, commands);
+    register_serve(app, commands);
 
     try {
         app.parse(argc, argv);

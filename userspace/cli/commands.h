@@ -1,6 +1,8 @@
-// The subcommands, in groups that each live in their own file: cli.cpp owns
-// the global options, parsing and the mapping of failures to exit codes; a
-// group adds its subcommands and says how to run them.
+// What every subcommand shares. Each verb (or tight group of verbs) lives in
+// a file of its own with its options struct, `register_VERB`, which adds the
+// subcommand and its options, and `run_VERB`, which runs it once the command
+// line parsed. app.cpp owns the global options, the parsing and the mapping
+// of failures to exit codes.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "fence/attach.h"
 #include "fence/session.h"
+#include "text/cidr.h"
 #include "text/defaults.h"
 
 namespace smtpfence {
@@ -30,19 +32,11 @@ struct CliContext {
     uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds;  // list/status warn about older blocks; 0 = never
 };
 
+// A registered subcommand: app.cpp runs the one that was parsed.
 struct Command {
     CLI::App* app;  // the subcommand; its handler runs when it was parsed
     std::function<int(const CliContext&)> run;
 };
-
-// Rules and attachments: attach, detach, block, allow, limit, enforce,
-// remove, ports, list, status (cli_rules.cpp).
-void add_rule_commands(CLI::App& app, std::vector<Command>& commands);
-// The rule set on disk and at boot: save, restore, flush, reap, boot
-// (cli_state.cpp).
-void add_state_commands(CLI::App& app, std::vector<Command>& commands);
-// Watching the fence work: stats, top, events, metrics, serve (cli_observe.cpp).
-void add_observe_commands(CLI::App& app, std::vector<Command>& commands);
 
 // --warn-block-age: a duration ("3d", "36h") or "0"/"off" (never warn).
 // Throws UsageError.
@@ -53,9 +47,8 @@ inline FenceSession open_session(const CliContext& ctx) {
     return FenceSession(ctx.pin_dir, ctx.state_dir, ctx.syslog, ctx.err);
 }
 
-// Attaches (see fence/attach.h), saves the state file and tells the user what
-// happened: shared by `attach` and `boot`.
-int attach_and_report(const CliContext& ctx, const std::vector<std::string>& interfaces, XdpMode mode,
-                      uint32_t max_rules);
+// The CIDR arguments of a rule command, each checked; what parse_cidr noted
+// about one (an IPv4-mapped prefix rewritten, say) goes to `err`. Throws UsageError.
+std::vector<Cidr> parse_cidrs(const std::vector<std::string>& texts, std::ostream& err);
 
 }  // namespace smtpfence

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <atomic>
 #include <charconv>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -64,6 +65,19 @@ std::string top_body(const std::string& pin_dir, const httplib::Request& req) {
 }
 
 }  // namespace
+
+void register_serve(CLI::App& app, std::vector<Command>& commands) {
+    auto options = std::make_shared<ServeOptions>();
+    auto* cmd = app.add_subcommand("serve", "HTTP: /metrics (Prometheus), /rules and /top (JSON)");
+    cmd->add_option("--listen", options->listen, "ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464")->required();
+    commands.push_back({cmd, [options](const CliContext& ctx) { return run_serve(*options, ctx); }});
+}
+
+int run_serve(const ServeOptions& options, const CliContext& ctx) {
+    ListenAddress address = parse_listen_address(options.listen);
+    serve(ctx.pin_dir, address, ctx.out, ctx.err, ctx.warn_block_age_s);
+    return kExitOk;
+}
 
 ListenAddress parse_listen_address(std::string_view text) {
     const std::string example = " (e.g. 127.0.0.1:9464, [::1]:9464 or :9464)";

@@ -8,12 +8,22 @@
 // scrapes, so any number of scrapers see the same numbers.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "cli/commands.h"
 
 namespace smtpfence {
+
+struct ServeOptions {
+    std::string listen;  // ADDR:PORT, checked by parse_listen_address
+};
+void register_serve(CLI::App& app, std::vector<Command>& commands);
+int run_serve(const ServeOptions& options, const CliContext& ctx);
 
 struct ListenAddress {
     std::string host;  // an IPv4 or IPv6 address

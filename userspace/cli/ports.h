@@ -1,0 +1,19 @@
+// `ports`: the TCP ports the fence treats as SMTP.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace smtpfence {
+
+struct PortsOptions {
+    std::string list;
+    bool set = false;  // LIST was given (from the option's count): set, else show
+};
+void register_ports(CLI::App& app, std::vector<Command>& commands);
+int run_ports(const PortsOptions& options, const CliContext& ctx);
+
+}  // namespace smtpfence
