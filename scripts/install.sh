@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs smtpfence: the binary to /usr/local/sbin, the systemd units to
-# /etc/systemd/system, and the example config to /etc/smtpfence/smtpfence.conf
-# (only when there is none: an existing config is never overwritten).
-# Builds first when build/smtpfence is missing (BUILD_DIR overrides build/).
+# Installs smtpfence with `cmake --install` (the rules are in CMakeLists.txt):
+# the binary to /usr/local/sbin, the systemd units to /etc/systemd/system,
+# and the example config to /etc/smtpfence/smtpfence.conf (only when there is
+# none: an existing config is never overwritten), and creates
+# /var/lib/smtpfence and /var/log/smtpfence.
+# Configures and builds first when the build directory has never been
+# configured. BUILD_DIR (default build/) may also name a directory inside
+# the build directory, such as the one holding the binary.
 #
 #   sudo scripts/install.sh               # install, enable the units
 #   DESTDIR=/tmp/stage scripts/install.sh # stage under a root (no systemctl)
@@ -12,29 +16,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DESTDIR=${DESTDIR:-}
+# The units' ExecStart lines name /usr/local/sbin/smtpfence.
+prefix=/usr/local
 build=${BUILD_DIR:-build}
-if [[ ! -x $build/smtpfence ]]; then
+# A directory inside a build tree has its own cmake_install.cmake (for its
+# rules only): go up to the tree's top, the one with the CMake cache.
+while [[ -f $build/cmake_install.cmake && ! -f $build/CMakeCache.txt ]]; do build=$build/..; done
+if [[ ! -f $build/CMakeCache.txt ]]; then
     scripts/install-deps.sh
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
     cmake --build "$build" -j"$(nproc)" --target smtpfence
 fi
 
-install -D -m 0755 "$build/smtpfence" "$DESTDIR/usr/local/sbin/smtpfence"
-for unit in smtpfence.service smtpfence-reap.service smtpfence-reap.timer; do
-    install -D -m 0644 "systemd/$unit" "$DESTDIR/etc/systemd/system/$unit"
-done
-if [[ -e $DESTDIR/etc/smtpfence/smtpfence.conf ]]; then
-    echo "kept the existing $DESTDIR/etc/smtpfence/smtpfence.conf"
-else
-    install -D -m 0644 etc/smtpfence.conf "$DESTDIR/etc/smtpfence/smtpfence.conf"
-    echo "installed $DESTDIR/etc/smtpfence/smtpfence.conf: set the interfaces there"
-fi
-install -d -m 0755 "$DESTDIR/var/lib/smtpfence"
-install -d -m 0750 "$DESTDIR/var/log/smtpfence"
+# cmake --install reads DESTDIR from the environment.
+cmake --install "$build" --prefix "$prefix"
 
 # Enable only on a live system run by systemd.
-if [[ -z $DESTDIR && -d /run/systemd/system ]]; then
+if [[ -z ${DESTDIR:-} && -d /run/systemd/system ]]; then
     systemctl daemon-reload
     systemctl enable smtpfence.service smtpfence-reap.timer
     echo "enabled smtpfence.service and smtpfence-reap.timer; start with: systemctl start smtpfence smtpfence-reap.timer"

@@ -42,7 +42,7 @@
 #
 # Run as root from anywhere:  sudo scripts/lab.sh [SCENARIO...]
 #   SCENARIO: storm upstream nothing-lost mta-cost pace (default: all, ~5 minutes)
-# If build/smtpfence is missing it installs the dependencies and builds first.
+# If build/userspace/smtpfence is missing it installs the dependencies and builds first.
 # Exit status: 0 when every check passed, 1 otherwise.
 set -u
 
@@ -72,7 +72,7 @@ fi
 
 # ------------------------------------------------------------ build
 
-SMTPFENCE=${SMTPFENCE:-$LAB_ROOT/build/smtpfence}
+SMTPFENCE=${SMTPFENCE:-$LAB_ROOT/build/userspace/smtpfence}
 TCPPROBE=${TCPPROBE:-$LAB_ROOT/build/tests/tcpprobe}
 export SMTPFENCE TCPPROBE
 
@@ -108,7 +108,7 @@ source "$LAB_ROOT/scripts/lab/exim.sh"
 ml_require # exits 77 without Postfix/swaks, which install-deps.sh provides
 ml_exim_require
 started=$SECONDS
-printf '%sThe smtpfence mail lab%s: %s\n' "$ML_C_B" "$ML_C_OFF" "${SCENARIOS[*]}"
+printf '%sThe smtpfence mail lab%s: %s\n' "$HARNESS_C_B" "$HARNESS_C_OFF" "${SCENARIOS[*]}"
 ml_setup
 ml_say "receiving mail host: Postfix 25+587 on $ML_MX and $ML_MX_B ($ML_NS_MX), logs in $(ml_pf_log mx)"
 ml_say "smtpfence: $SMTPFENCE, pin dir $SMTPFENCE_PIN_DIR"
@@ -132,7 +132,7 @@ for s in "${SCENARIOS[@]}"; do
 done
 
 ml_scenario end
-printf '\n%s== the end%s\n' "$ML_C_B" "$ML_C_OFF"
+printf '\n%s== the end%s\n' "$HARNESS_C_B" "$HARNESS_C_OFF"
 ml_fence_shown status
 rc=$?
 ml_check "smtpfence status" "exit 0" "exit $rc" $((rc == 0))

@@ -13,8 +13,8 @@
 # with `ip netns exec NS`, like the lab's Postfix instances; it never listens
 # on any port: it takes mail on its command line (`exim -bm`, as sendmail),
 # and ml_exim_release starts a daemon that only runs the queue (`exim -q...`
-# without -bd). Its processes are the namespace's, so ml_cleanup's
-# ml_kill_netns_pids ends them; the daemon's PID is also in ML_PIDS.
+# without -bd). Its processes are the namespace's, so the harness's cleanup
+# ends them with the namespace's others; the daemon's PID is also in ML_PIDS.
 #
 # Privileges: root starts exim with -C and keeps root (daemon, reception);
 # processes that Exim re-executes as its own user (deliveries, queue runners)

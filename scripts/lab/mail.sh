@@ -23,31 +23,28 @@
 #
 # Everything created here (namespaces and their processes, Postfix instances,
 # the smtpfence pin dir, cgroups, the temporary directory) is removed by
-# ml_cleanup, registered on EXIT by ml_begin; leftovers of runs killed with
-# SIGKILL are reaped by the next run (ml_reap_stale).
+# tests/harness.sh's cleanup, on EXIT, INT, TERM and HUP (ml_begin); the
+# leftovers of runs killed with SIGKILL are reaped by the next run.
 #
-# Environment: SMTPFENCE (default build/smtpfence), TCPPROBE (default
-# build/tests/tcpprobe). SMTPFENCE_PIN_DIR is set to a private directory.
+# Environment: SMTPFENCE (default build/userspace/smtpfence), TCPPROBE
+# (default build/tests/tcpprobe). SMTPFENCE_PIN_DIR is set to a private
+# directory, /sys/fs/bpf/smtpfence-mta-PID.
 
-ML_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ML_ROOT=$(cd "$ML_LIB_DIR/../.." && pwd)
-SMTPFENCE=${SMTPFENCE:-$ML_ROOT/build/smtpfence}
-TCPPROBE=${TCPPROBE:-$ML_ROOT/build/tests/tcpprobe}
+# shellcheck source=SCRIPTDIR/../../tests/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/harness.sh"
+# The lab polls Postfix's queue and logs: every 100 ms is often enough.
+HARNESS_POLL_S=0.1
+HARNESS_INDENT='   '
 
 # Postfix's commands live in /usr/sbin, which a non-login root PATH may lack.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
 
-ML_ID=$$
+ML_ID=$HARNESS_ID
 ML_NS_NET=sfmail-net-$ML_ID
 ML_NS_MX=sfmail-mx-$ML_ID
 ML_NS_RELAY=sfmail-relay-$ML_ID
 ML_NS_STORM=sfmail-storm-$ML_ID
 ML_NS_CLIENT=sfmail-client-$ML_ID
-ML_NETNS_DIR=/var/run/netns
-export SMTPFENCE_PIN_DIR=/sys/fs/bpf/smtpfence-mta-$ML_ID
-# The lab's saved rule set and audit log go to its temporary directory (set in
-# ml_begin), never to /var/lib/smtpfence or /var/log, and not to syslog.
-export SMTPFENCE_SYSLOG=0
 
 ML_DOMAIN=lab.example
 ML_MX=198.51.100.1        # the mail host, as the client and the relay see it
@@ -61,81 +58,44 @@ ML_STORM_ADDRS=()
 for ((ml_i = 10; ml_i < 60; ml_i++)); do ML_STORM_ADDRS+=("203.0.113.$ml_i"); done
 unset ml_i
 
-ML_TMP=
 ML_CGROUP_BASE=   # a cgroup v2 directory of this run (CPU time of the mail host)
-ML_NAMESPACES=()
 ML_INSTANCES=()   # Postfix instances: NAME, each in $ML_TMP/NAME
 declare -A ML_INST_NS=()
-ML_PIDS=()        # background helpers started by this shell
-ML_OWN_PIN_DIR=
-ML_MOUNTED_BPFFS=0
-ML_CLEANED=0
 ML_ETC_SUM=
 
+# The lab's names for the harness's state and helpers: its temporary
+# directory, its background processes (ml_flood, ml_sampler, Exim daemons)
+# and the count of checks.
+declare -n ML_TMP=HARNESS_TMP ML_PIDS=HARNESS_PIDS ML_PASSED=HARNESS_PASSED ML_FAILED=HARNESS_FAILED
+ml_log() { harness_log "$@"; }
+ml_die() { harness_die "$@"; }
+ml_wait() { harness_wait_until "$@"; }
+ml_say() { printf '   %s\n' "$*"; }
+
 # Results: checks (pass/fail) and scenario rows for the summary table.
-ML_PASSED=0
-ML_FAILED=0
 ML_CHECKS=()   # "scenario|what|expected|got|ok"
 ML_ROWS=()     # "scenario|sent|deferred|delivered|dropped|bounced|time|note"
 ML_SCENARIO=setup
-
-if [[ -t 1 ]]; then
-    ML_C_OK=$'\e[32m' ML_C_BAD=$'\e[31m' ML_C_DIM=$'\e[2m' ML_C_B=$'\e[1m' ML_C_OFF=$'\e[0m'
-else
-    ML_C_OK='' ML_C_BAD='' ML_C_DIM='' ML_C_B='' ML_C_OFF=''
-fi
-
-ml_log() { printf '%s== %s%s\n' "$ML_C_DIM" "$*" "$ML_C_OFF"; }
-ml_say() { printf '   %s\n' "$*"; }
-ml_die() {
-    printf '%sERROR: %s%s\n' "$ML_C_BAD" "$*" "$ML_C_OFF" >&2
-    exit 1
-}
 
 # ------------------------------------------------------------ preconditions
 
 # ml_require: skip (77) when not root or when the MTA tools are missing;
 # anything else missing is a failure.
 ml_require() {
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "SKIP: the mail lab needs root (network namespaces, XDP, bpffs, Postfix)"
-        exit 77
-    fi
+    harness_require_root "the mail lab"
     local t missing=()
     for t in postfix postconf postqueue postsuper sendmail swaks; do
         command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
     [[ -x /usr/lib/postfix/sbin/master || -x $(postconf -dh daemon_directory 2>/dev/null)/master ]] ||
         missing+=(postfix-master)
-    if ((${#missing[@]})); then
-        echo "SKIP: Postfix/swaks missing (${missing[*]}); scripts/install-deps.sh installs them"
-        exit 77
-    fi
-    missing=()
-    for t in ip nsenter jq mountpoint sha256sum awk; do
-        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
-    done
-    ((${#missing[@]} == 0)) || ml_die "missing tools: ${missing[*]}"
-    [[ -x $SMTPFENCE ]] || ml_die "smtpfence not found at '$SMTPFENCE' (build it, or set SMTPFENCE)"
-    [[ -x $TCPPROBE ]] || ml_die "tcpprobe not found at '$TCPPROBE' (build it, or set TCPPROBE)"
+    ((${#missing[@]} == 0)) || harness_skip "Postfix/swaks missing (${missing[*]}); scripts/install-deps.sh installs them"
+    harness_require_tools ip nsenter jq mountpoint sha256sum awk
     getent passwd postfix >/dev/null || ml_die "no 'postfix' user (is the postfix package installed?)"
     getent group postdrop >/dev/null || ml_die "no 'postdrop' group (is the postfix package installed?)"
 }
 
-# ------------------------------------------------------------ polling, time
-
-# ml_wait TIMEOUT_S CMD...: runs CMD every 100 ms until it succeeds (0) or
-# TIMEOUT_S seconds passed (1).
-ml_wait() {
-    local timeout=$1
-    shift
-    local deadline=$((SECONDS + timeout))
-    while :; do
-        "$@" && return 0
-        ((SECONDS > deadline)) && return 1
-        sleep 0.1
-    done
-}
+# ------------------------------------------------------------ time
 
 ml_now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # ml_secs MS: "12.3"
@@ -149,13 +109,11 @@ ml_scenario() { ML_SCENARIO=$1; }
 # ml_check WHAT EXPECTED GOT OK: records one check (OK is 1 or 0).
 ml_check() {
     if (($4)); then
-        ML_PASSED=$((ML_PASSED + 1))
         ML_CHECKS+=("$ML_SCENARIO|$1|$2|$3|ok")
-        printf '   %sPASS%s %s: %s\n' "$ML_C_OK" "$ML_C_OFF" "$1" "$3"
+        harness_pass "$1: $3"
     else
-        ML_FAILED=$((ML_FAILED + 1))
         ML_CHECKS+=("$ML_SCENARIO|$1|$2|$3|FAIL")
-        printf '   %sFAIL%s %s: expected %s, got %s\n' "$ML_C_BAD" "$ML_C_OFF" "$1" "$2" "$3"
+        harness_fail "$1: expected $2, got $3"
     fi
 }
 
@@ -167,7 +125,7 @@ ml_row() { ML_ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8|$9|${10}"); }
 ml_summary() {
     local r s c u sent def del drop bnc t note what exp got ok fmt
     fmt='  %-13s %-20s %-5s %6s %8s %9s %8s %7s %8s  %s\n'
-    printf '\n%sSummary%s (msgs: messages, Message-IDs counted at the receiver; conns: TCP connections; dropped: SYNs dropped by smtpfence)\n' "$ML_C_B" "$ML_C_OFF"
+    printf '\n%sSummary%s (msgs: messages, Message-IDs counted at the receiver; conns: TCP connections; dropped: SYNs dropped by smtpfence)\n' "$HARNESS_C_B" "$HARNESS_C_OFF"
     # shellcheck disable=SC2059
     printf "$fmt" scenario case unit sent deferred delivered dropped bounced time notes
     # shellcheck disable=SC2059
@@ -180,139 +138,47 @@ ml_summary() {
     printf '\n  %-20s %-58s %-20s %s\n' scenario check expected got
     for r in "${ML_CHECKS[@]}"; do
         IFS='|' read -r s what exp got ok <<<"$r"
-        printf '  %-20s %-58s %-20s %s%s\n' "$s" "$what" "$exp" "$got" "$([[ $ok == ok ]] || echo "  ${ML_C_BAD}<-- FAIL${ML_C_OFF}")"
+        printf '  %-20s %-58s %-20s %s%s\n' "$s" "$what" "$exp" "$got" "$([[ $ok == ok ]] || echo "  ${HARNESS_C_BAD}<-- FAIL${HARNESS_C_OFF}")"
     done
-    printf '\n%d passed, %d failed\n' "$ML_PASSED" "$ML_FAILED"
+    printf '\n%d passed, %d failed\n' "$HARNESS_PASSED" "$HARNESS_FAILED"
 }
 
 # ml_finish: summary, exit status (for the tests).
 ml_finish() {
     ml_summary
-    ((ML_FAILED == 0)) || exit 1
+    ((HARNESS_FAILED == 0)) || exit 1
     exit 0
 }
 
 # ------------------------------------------------------------ setup, cleanup
-
-ml_mount_bpffs() {
-    if ! mountpoint -q /sys/fs/bpf; then
-        mount -t bpf bpf /sys/fs/bpf || ml_die "cannot mount bpffs at /sys/fs/bpf"
-        ML_MOUNTED_BPFFS=1
-    fi
-}
 
 # A checksum of the system's Postfix configuration: it must not change.
 ml_etc_postfix_sum() {
     find /etc/postfix -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1
 }
 
-# ml_kill_netns_pids NS: every process still in namespace NS (which this run,
-# or a dead earlier run of this script, created) gets TERM, then KILL.
-ml_kill_netns_pids() {
-    local ns=$1 pids i
-    pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-    [[ -n ${pids// /} ]] || return 0
-    # shellcheck disable=SC2086
-    kill -TERM $pids 2>/dev/null
-    for ((i = 0; i < 30; i++)); do
-        pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-        [[ -n ${pids// /} ]] || return 0
-        sleep 0.1
-    done
-    # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null
-}
-
-ml_cgroup_root() {
-    local d
-    for d in /sys/fs/cgroup/unified /sys/fs/cgroup; do
-        if [[ $(stat -f -c %T "$d" 2>/dev/null) == cgroup2fs ]]; then
-            echo "$d"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# ml_reap_stale: what runs killed with SIGKILL left behind (named after a PID
-# that no longer runs): namespaces and their processes, pin dirs, cgroups,
-# temporary directories.
-ml_reap_stale() {
-    local ns pid dir root
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-        [[ $ns =~ ^sfmail-[a-z]+-([0-9]+)$ ]] || continue
-        pid=${BASH_REMATCH[1]}
-        kill -0 "$pid" 2>/dev/null && continue
-        ml_kill_netns_pids "$ns"
-        ip netns del "$ns" 2>/dev/null && ml_log "removed stale namespace $ns"
-    done
-    for dir in /sys/fs/bpf/smtpfence-mta-*; do
-        [[ -d $dir && $dir =~ -([0-9]+)$ ]] || continue
-        kill -0 "${BASH_REMATCH[1]}" 2>/dev/null || { rm -rf -- "$dir" && ml_log "removed stale pin dir $dir"; }
-    done
-    if root=$(ml_cgroup_root); then
-        for dir in "$root"/smtpfence-mta-*; do
-            [[ -d $dir && $dir =~ smtpfence-mta-([0-9]+)$ ]] || continue
-            kill -0 "${BASH_REMATCH[1]}" 2>/dev/null && continue
-            find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
-        done
-    fi
-    for dir in /tmp/smtpfence-mta-*.*; do
-        [[ -d $dir && $dir =~ ^/tmp/smtpfence-mta-([0-9]+)\. ]] || continue
-        kill -0 "${BASH_REMATCH[1]}" 2>/dev/null || rm -rf -- "$dir"
-    done
-}
-
+# ml_begin: the run's temporary directory, pin dir and cleanup (the
+# harness's), and a cgroup for the mail host's CPU time.
 ml_begin() {
-    trap ml_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
     ML_ETC_SUM=$(ml_etc_postfix_sum)
-    ml_reap_stale
-    ML_TMP=$(mktemp -d "/tmp/smtpfence-mta-$ML_ID.XXXXXX") || ml_die "mktemp failed"
-    export SMTPFENCE_STATE_DIR=$ML_TMP/state
+    harness_begin mta
+    harness_on_cleanup ml_cleanup
     chmod 755 "$ML_TMP" # Postfix's daemons (user postfix) must reach their queue
-    ml_mount_bpffs
-    [[ ! -e $SMTPFENCE_PIN_DIR ]] || ml_die "pin dir $SMTPFENCE_PIN_DIR already exists"
-    ML_OWN_PIN_DIR=$SMTPFENCE_PIN_DIR
     local root
-    if root=$(ml_cgroup_root); then
+    if root=$(harness_cgroup_root); then
         ML_CGROUP_BASE=$root/smtpfence-mta-$ML_ID
         mkdir "$ML_CGROUP_BASE" 2>/dev/null || ML_CGROUP_BASE=
     fi
 }
 
+# ml_cleanup: the lab's own part of the cleanup, run by the harness once the
+# lab's processes (Postfix and Exim instances among them: they run in the
+# lab's namespaces) have ended.
 ml_cleanup() {
-    local rc=$?
-    ((ML_CLEANED)) && return "$rc"
-    ML_CLEANED=1
-    local pid name ns i
-    for pid in "${ML_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for name in "${ML_INSTANCES[@]}"; do ml_pf_stop "$name" 2>/dev/null; done
-    for pid in "${ML_PIDS[@]}"; do
-        for ((i = 0; i < 20; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    # Whatever still runs in the lab's namespaces is the lab's.
-    for ns in "${ML_NAMESPACES[@]}"; do ml_kill_netns_pids "$ns"; done
-    [[ -n $ML_OWN_PIN_DIR ]] && rm -rf -- "$ML_OWN_PIN_DIR"
-    for ns in "${ML_NAMESPACES[@]}"; do
-        ip -n "$ns" -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 |
-            while read -r dev; do ip -n "$ns" link del "$dev" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    done
     if [[ -n $ML_CGROUP_BASE && -d $ML_CGROUP_BASE ]]; then
         find "$ML_CGROUP_BASE" -depth -type d -exec rmdir {} \; 2>/dev/null
     fi
-    if ((ML_MOUNTED_BPFFS)) && [[ -z $(ls -A /sys/fs/bpf 2>/dev/null) ]]; then
-        umount /sys/fs/bpf 2>/dev/null
-    fi
-    [[ -n $ML_TMP && -d $ML_TMP ]] && rm -rf -- "$ML_TMP"
-    return "$rc"
+    return 0
 }
 
 # ml_check_etc_postfix: the system's Postfix configuration is unchanged.
@@ -324,12 +190,6 @@ ml_check_etc_postfix() {
 }
 
 # ------------------------------------------------------------ topology
-
-ml_ns_create() {
-    ip netns add "$1" || ml_die "cannot create network namespace $1"
-    ML_NAMESPACES+=("$1")
-    ip -n "$1" link set lo up
-}
 
 # ml_join NS PORT ADDR/LEN...: NS gets eth0, whose peer PORT is a bridge port.
 ml_join() {
@@ -344,12 +204,12 @@ ml_join() {
     done
 }
 
-fence() { nsenter --net="$ML_NETNS_DIR/$ML_NS_MX" -- "$SMTPFENCE" "$@"; }
+fence() { nsenter --net="$NETNS_DIR/$ML_NS_MX" -- "$SMTPFENCE" "$@"; }
 
 # ml_fence_shown ARGS...: runs smtpfence on the mail host, showing the command
 # and its output; returns its exit code.
 ml_fence_shown() {
-    printf '   %s# smtpfence %s%s\n' "$ML_C_B" "$*" "$ML_C_OFF"
+    printf '   %s# smtpfence %s%s\n' "$HARNESS_C_B" "$*" "$HARNESS_C_OFF"
     local out rc
     out=$(fence "$@" 2>&1)
     rc=$?
@@ -366,11 +226,11 @@ ml_rule() {
 # listener on 22 (ssh stand-in), smtpfence attached to the mail host's eth0.
 ml_setup() {
     ml_begin
-    ml_ns_create "$ML_NS_NET"
+    harness_ns_create "$ML_NS_NET"
     ip -n "$ML_NS_NET" link add br0 type bridge || ml_die "cannot create the bridge"
     ip -n "$ML_NS_NET" link set br0 up
     local ns
-    for ns in "$ML_NS_MX" "$ML_NS_RELAY" "$ML_NS_STORM" "$ML_NS_CLIENT"; do ml_ns_create "$ns"; done
+    for ns in "$ML_NS_MX" "$ML_NS_RELAY" "$ML_NS_STORM" "$ML_NS_CLIENT"; do harness_ns_create "$ns"; done
     ml_join "$ML_NS_MX" p-mx "$ML_MX/24" "$ML_MX_B/24"
     ml_join "$ML_NS_CLIENT" p-client "$ML_CLIENT/24"
     ml_join "$ML_NS_RELAY" p-relay "$ML_RELAY/24"

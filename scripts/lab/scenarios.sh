@@ -9,7 +9,7 @@
 ml_scenario_begin() {
     ML_SCENARIO=$1
     ML_SC_T0=$(ml_now_ms)
-    printf '\n%s== scenario "%s": %s%s\n' "$ML_C_B" "$1" "$2" "$ML_C_OFF"
+    printf '\n%s== scenario "%s": %s%s\n' "$HARNESS_C_B" "$1" "$2" "$HARNESS_C_OFF"
 }
 ml_scenario_ms() { echo $(($(ml_now_ms) - ML_SC_T0)); }
 

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Helpers sourced by every end-to-end test (and by scripts/lab.sh).
+# Helpers sourced by every end-to-end test, on top of tests/harness.sh (the
+# run's namespaces, processes, pins and cleanup, shared with the mail lab).
 #
 # The topology: two network namespaces joined by a veth pair, named with this
 # shell's PID so that runs never collide:
@@ -10,28 +11,25 @@
 #   2001:db8:1::10, ::20                         2001:db8:1::1/64
 #
 # Only documentation ranges are used, and traffic only flows between these
-# namespaces. Everything created here is removed by e2e_cleanup, which is
-# registered on EXIT (and INT/TERM, which exit and so run it).
+# namespaces. Everything created here is removed by harness_cleanup, on EXIT,
+# INT, TERM and HUP.
 #
-# Environment: SMTPFENCE (the binary; default build/smtpfence) and TCPPROBE
-# (default build/tests/tcpprobe), set by ctest. SMTPFENCE_PIN_DIR is exported
-# to a per-run directory, so tests never touch the real /sys/fs/bpf/smtpfence.
+# Environment: SMTPFENCE (the binary; default build/userspace/smtpfence) and
+# TCPPROBE (default build/tests/tcpprobe), set by ctest. SMTPFENCE_PIN_DIR is
+# exported to a per-run directory, /sys/fs/bpf/smtpfence-e2e-PID, so tests
+# never touch the real /sys/fs/bpf/smtpfence.
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
-SMTPFENCE=${SMTPFENCE:-$E2E_ROOT/build/smtpfence}
-TCPPROBE=${TCPPROBE:-$E2E_ROOT/build/tests/tcpprobe}
+# shellcheck source=SCRIPTDIR/../harness.sh
+source "$E2E_DIR/../harness.sh"
+# shellcheck disable=SC2034 # read by the tests
+E2E_ROOT=$HARNESS_ROOT
 
-E2E_ID=$$
+E2E_ID=$HARNESS_ID
 HOST_NS=sfhost-$E2E_ID
 SENDER_NS=sfsend-$E2E_ID
 HOST_IF=sfh-$E2E_ID
 SENDER_IF=sfs-$E2E_ID
-NETNS_DIR=/var/run/netns
-export SMTPFENCE_PIN_DIR=/sys/fs/bpf/smtpfence-e2e-$E2E_ID
-# The state file and audit log go to the run's temporary directory (set in
-# e2e_begin), never to /var/lib/smtpfence or /var/log; nothing goes to syslog.
-export SMTPFENCE_SYSLOG=0
 
 # The connect timeout of probes. A dropped SYN shows as a timeout; the first
 # SYN retransmission comes after 1 s (the initial RTO), so a probe that gives
@@ -40,82 +38,24 @@ export SMTPFENCE_SYSLOG=0
 E2E_PROBE_TIMEOUT_MS=${E2E_PROBE_TIMEOUT_MS:-700}
 E2E_BANNER=${E2E_BANNER:-220 lab.example ESMTP tcpprobe}
 
-E2E_PASSED=0
-E2E_FAILED=0
-E2E_PIDS=()
-E2E_NAMESPACES=()
-E2E_TMP=
-E2E_OWN_PIN_DIR=
-E2E_MOUNTED_BPFFS=0
-E2E_CLEANED=0
-
-# Colours only on a terminal.
-if [[ -t 1 ]]; then
-    E2E_C_OK=$'\e[32m' E2E_C_BAD=$'\e[31m' E2E_C_DIM=$'\e[2m' E2E_C_OFF=$'\e[0m'
-else
-    E2E_C_OK='' E2E_C_BAD='' E2E_C_DIM='' E2E_C_OFF=''
-fi
-
-e2e_log() { printf '%s== %s%s\n' "$E2E_C_DIM" "$*" "$E2E_C_OFF"; }
-
-e2e_die() {
-    printf '%sERROR: %s%s\n' "$E2E_C_BAD" "$*" "$E2E_C_OFF" >&2
-    exit 1
-}
+# The tests' names for the harness's state and helpers.
+declare -n E2E_PIDS=HARNESS_PIDS E2E_TMP=HARNESS_TMP
+e2e_log() { harness_log "$@"; }
+e2e_die() { harness_die "$@"; }
+e2e_pass() { harness_pass "$@"; }
+e2e_fail() { harness_fail "$@"; }
+e2e_finish() { harness_finish; }
+wait_until() { harness_wait_until "$@"; }
 
 # ------------------------------------------------------------ preconditions
 
-e2e_require_root() {
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "SKIP: end-to-end tests need root (network namespaces, XDP, bpffs)"
-        exit 77
-    fi
-}
+e2e_require_root() { harness_require_root "end-to-end tests"; }
 
-# Tools the tests cannot do without. Missing ones are a failure, not a skip:
-# the project's install step is expected to provide them.
+# e2e_require_tools [TOOL...]: the tools every test needs, and TOOLs.
 # shellcheck disable=SC2120 # the extra tools are optional
-e2e_require_tools() {
-    local t missing=()
-    for t in ip nsenter setpriv jq mountpoint "$@"; do
-        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
-    done
-    ((${#missing[@]} == 0)) || e2e_die "missing tools: ${missing[*]}"
-    [[ -x $SMTPFENCE ]] || e2e_die "smtpfence binary not found at '$SMTPFENCE' (build it, or set SMTPFENCE)"
-    [[ -x $TCPPROBE ]] || e2e_die "tcpprobe not found at '$TCPPROBE' (build it, or set TCPPROBE)"
-}
-
-# ------------------------------------------------------------ polling
-
-# wait_until TIMEOUT_S CMD...: runs CMD every 50 ms until it succeeds (0) or
-# TIMEOUT_S seconds have passed (1).
-wait_until() {
-    local timeout=$1
-    shift
-    local deadline=$((SECONDS + timeout))
-    # SECONDS has a 1 s resolution: a deadline of N seconds waits N to N+1.
-    while :; do
-        "$@" && return 0
-        ((SECONDS > deadline)) && return 1
-        sleep 0.05
-    done
-}
+e2e_require_tools() { harness_require_tools ip nsenter setpriv jq mountpoint "$@"; }
 
 # ------------------------------------------------------------ topology
-
-e2e_mount_bpffs() {
-    if ! mountpoint -q /sys/fs/bpf; then
-        mount -t bpf bpf /sys/fs/bpf || e2e_die "cannot mount bpffs at /sys/fs/bpf"
-        E2E_MOUNTED_BPFFS=1
-    fi
-}
-
-# e2e_ns_create NAME: a namespace with lo up, removed at cleanup.
-e2e_ns_create() {
-    ip netns add "$1" || e2e_die "cannot create network namespace $1"
-    E2E_NAMESPACES+=("$1")
-    ip -n "$1" link set lo up
-}
 
 # e2e_link NS_A IF_A NS_B IF_B: a veth pair with one end in each namespace, up.
 e2e_link() {
@@ -139,91 +79,16 @@ e2e_addr() {
     done
 }
 
-# e2e_reap_stale: removes namespaces and pin dirs that earlier runs of these
-# scripts left behind when they were killed with SIGKILL (no EXIT trap), i.e.
-# those named after a PID that no longer runs.
-e2e_reap_stale() {
-    local ns pid dir dev
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-        [[ $ns =~ ^(sfhost|sfsend|sflab-[a-z]+)-([0-9]+)$ ]] || continue
-        pid=${BASH_REMATCH[2]}
-        kill -0 "$pid" 2>/dev/null && continue
-        for dev in $(ip -n "$ns" -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-            ip -n "$ns" link del "$dev" 2>/dev/null
-        done
-        ip netns del "$ns" 2>/dev/null && e2e_log "removed stale namespace $ns"
-    done
-    for dir in /sys/fs/bpf/smtpfence-e2e-* /sys/fs/bpf/smtpfence-lab-*; do
-        [[ -d $dir && $dir =~ -([0-9]+)$ ]] || continue
-        pid=${BASH_REMATCH[1]}
-        kill -0 "$pid" 2>/dev/null && continue
-        rm -rf -- "$dir" && e2e_log "removed stale pin dir $dir"
-    done
-    for dir in /tmp/smtpfence-e2e-*.*; do
-        [[ -d $dir && $dir =~ ^/tmp/smtpfence-e2e-([0-9]+)\. ]] || continue
-        kill -0 "${BASH_REMATCH[1]}" 2>/dev/null || rm -rf -- "$dir"
-    done
-}
-
-# e2e_begin: what every run needs before building a topology: the EXIT trap,
-# a temporary directory, bpffs, and a pin dir of its own.
-e2e_begin() {
-    trap e2e_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    E2E_TMP=$(mktemp -d "/tmp/smtpfence-e2e-$E2E_ID.XXXXXX")
-    export SMTPFENCE_STATE_DIR=$E2E_TMP/state
-    e2e_mount_bpffs
-    e2e_reap_stale
-    [[ $SMTPFENCE_PIN_DIR == /sys/fs/bpf/?* ]] || e2e_die "pin dir $SMTPFENCE_PIN_DIR is not under /sys/fs/bpf"
-    [[ ! -e $SMTPFENCE_PIN_DIR ]] || e2e_die "pin dir $SMTPFENCE_PIN_DIR already exists"
-    E2E_OWN_PIN_DIR=$SMTPFENCE_PIN_DIR
-}
-
 e2e_setup_topology() {
-    e2e_begin
-    e2e_ns_create "$HOST_NS"
-    e2e_ns_create "$SENDER_NS"
+    harness_begin e2e
+    harness_ns_create "$HOST_NS"
+    harness_ns_create "$SENDER_NS"
     e2e_link "$HOST_NS" "$HOST_IF" "$SENDER_NS" "$SENDER_IF"
     e2e_addr "$HOST_NS" "$HOST_IF" 198.51.100.1/24 203.0.113.1/24 2001:db8:1::1/64
     e2e_addr "$SENDER_NS" "$SENDER_IF" \
         198.51.100.10/24 198.51.100.20/24 203.0.113.10/24 203.0.113.20/24 \
         2001:db8:1::10/64 2001:db8:1::20/64
     e2e_log "topology: $SENDER_NS/$SENDER_IF <-> $HOST_NS/$HOST_IF, pin dir $SMTPFENCE_PIN_DIR"
-}
-
-# e2e_cleanup: idempotent; keeps the exit status of the script.
-e2e_cleanup() {
-    local rc=$?
-    ((E2E_CLEANED)) && return "$rc"
-    E2E_CLEANED=1
-    local pid ns i
-    for pid in "${E2E_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${E2E_PIDS[@]}"; do
-        # Up to 2 s for a clean exit, then KILL.
-        for ((i = 0; i < 40; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    # Pinned links and the program go with the pin dir; deleting the veth
-    # (both ends) detaches whatever is still attached.
-    # Only the directory this run created (see e2e_begin).
-    [[ -n $E2E_OWN_PIN_DIR ]] && rm -rf -- "$E2E_OWN_PIN_DIR"
-    for ns in "${E2E_NAMESPACES[@]}"; do
-        ip -n "$ns" -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 |
-            while read -r dev; do ip -n "$ns" link del "$dev" 2>/dev/null; done
-        ip netns del "$ns" 2>/dev/null
-    done
-    if ((E2E_MOUNTED_BPFFS)) && [[ -z $(ls -A /sys/fs/bpf 2>/dev/null) ]]; then
-        umount /sys/fs/bpf 2>/dev/null
-    fi
-    [[ -n $E2E_TMP && -d $E2E_TMP ]] && rm -rf -- "$E2E_TMP"
-    return "$rc"
 }
 
 # ------------------------------------------------------------ running things
@@ -296,16 +161,6 @@ count_from() {
 }
 
 # ------------------------------------------------------------ assertions
-
-e2e_pass() {
-    E2E_PASSED=$((E2E_PASSED + 1))
-    printf '%sPASS%s %s\n' "$E2E_C_OK" "$E2E_C_OFF" "$*"
-}
-
-e2e_fail() {
-    E2E_FAILED=$((E2E_FAILED + 1))
-    printf '%sFAIL%s %s\n' "$E2E_C_BAD" "$E2E_C_OFF" "$*"
-}
 
 e2e_addr_port() {
     if [[ $1 == *:* ]]; then printf '[%s]:%s' "$1" "$2"; else printf '%s:%s' "$1" "$2"; fi
@@ -439,13 +294,4 @@ audit_log() { echo "$SMTPFENCE_STATE_DIR/audit.log"; }
 # (not with smtpfence, whose every run reaps expired rules).
 trie_entries() {
     bpftool -j map dump pinned "$SMTPFENCE_PIN_DIR/rules_$1" | jq 'length'
-}
-
-# ------------------------------------------------------------ the end
-
-e2e_finish() {
-    echo
-    echo "$E2E_PASSED passed, $E2E_FAILED failed"
-    ((E2E_FAILED == 0)) || exit 1
-    exit 0
 }

@@ -8,7 +8,7 @@
 # whole session through unpaced before pace flows remembered their rule.
 #
 # Not a CTest test (about 30 s a round): run it as
-#   sudo SMTPFENCE=build/smtpfence TCPPROBE=build/tests/tcpprobe \
+#   sudo SMTPFENCE=build/userspace/smtpfence TCPPROBE=build/tests/tcpprobe \
 #     bash tests/mta/repeat_pace_handover.sh [ROUNDS [N [RATE]]]
 # Prints one line per round and a summary; exit 1 if any round failed.
 set -u

@@ -10,7 +10,7 @@
 # is started for the storm; B's smtpd process maximum is at most A's.
 #
 # Needs root, Postfix and swaks (else exit 77). Run:
-#   sudo SMTPFENCE=build/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_mta_cost.sh
+#   sudo SMTPFENCE=build/userspace/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_mta_cost.sh
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../../scripts/lab/mail.sh

@@ -8,7 +8,7 @@
 # flush all 50 arrive, each exactly once, and the relay's queue is empty.
 #
 # Needs root, Postfix and swaks (else exit 77). Run:
-#   sudo SMTPFENCE=build/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_nothing_lost.sh
+#   sudo SMTPFENCE=build/userspace/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_nothing_lost.sh
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../../scripts/lab/mail.sh

@@ -13,7 +13,7 @@
 #
 # Needs root, Postfix, swaks and the unpacked Exim (scripts/install-deps.sh)
 # (else exit 77). Run:
-#   sudo SMTPFENCE=build/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_pace.sh
+#   sudo SMTPFENCE=build/userspace/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_pace.sh
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../../scripts/lab/mail.sh

@@ -8,7 +8,7 @@
 # delivers all of them, each once, none bounced, after `remove`.
 #
 # Needs root, Postfix and swaks (else exit 77). Run:
-#   sudo SMTPFENCE=build/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_storm.sh
+#   sudo SMTPFENCE=build/userspace/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_storm.sh
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../../scripts/lab/mail.sh

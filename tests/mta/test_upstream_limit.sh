@@ -11,7 +11,7 @@
 # per connection, the drain cannot beat (N - burst)/rate.
 #
 # Needs root, Postfix and swaks (else exit 77). Run:
-#   sudo SMTPFENCE=build/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_upstream_limit.sh
+#   sudo SMTPFENCE=build/userspace/smtpfence TCPPROBE=build/tests/tcpprobe bash tests/mta/test_upstream_limit.sh
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../../scripts/lab/mail.sh
