@@ -44,7 +44,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 
 # Private copies of the binaries: other engineers rebuild build/ concurrently.
 PACE_BIN=$(mktemp -d /tmp/smtpfence-pace-bin.XXXXXX) || exit 1
-cp "${SMTPFENCE:-$ROOT/build/smtpfence}" "$PACE_BIN/smtpfence" &&
+cp "${SMTPFENCE:-$ROOT/build/userspace/smtpfence}" "$PACE_BIN/smtpfence" &&
     cp "${TCPPROBE:-$ROOT/build/tests/tcpprobe}" "$PACE_BIN/tcpprobe" || { rm -rf "$PACE_BIN"; exit 1; }
 export SMTPFENCE=$PACE_BIN/smtpfence TCPPROBE=$PACE_BIN/tcpprobe
 PACE_OUT=${PACE_OUT:-/tmp/smtpfence-pace-results}

@@ -10,6 +10,7 @@
 #   (the kernel's default qdisc comes back); restore re-creates it; a
 #   foreign root qdisc makes `--messages` exit 2 and change nothing; maps
 #   made before pacing existed refuse --messages until `attach` upgrades them;
+#   verbs run from the root namespace act on the host namespace's interfaces;
 #   detach removes the egress filter and the HTB root. Bad options exit 2.
 #
 # Needs root. Run: sudo bash tests/e2e/test_pace.sh
@@ -98,8 +99,19 @@ expect_exit 0 "attach again (upgrade)" fence attach "$HOST_IF"
 expect_exit 0 "limit --messages after the upgrade" fence limit "$PACED/32" --messages 5/s
 check_eq "the block survived the upgrade" block "$(rule_field "$OTHER/32" action)"
 
-e2e_log "detach removes the egress filter and the HTB root"
-expect_exit 0 "detach" fence detach "$HOST_IF"
+e2e_log "from the root namespace (no nsenter): the verbs act on the fence's namespace"
+# An admin's shell is rarely in the namespace the fence was attached in (a
+# container's, a lab's). The maps are global; the interfaces, their qdiscs
+# and the classes are the attached namespace's, which the CLI enters.
+expect_exit 0 "limit --messages from the root namespace" "$SMTPFENCE" limit 203.0.113.0/24 --messages 30/min
+check_match "its class is made on $HOST_IF in the host namespace" "5346:2 40Kbit" "$(classes)"
+check_eq "status from the root namespace: $HOST_IF paced, no warning" "$HOST_IF 0" \
+    "$("$SMTPFENCE" status --json | jq -r '"\(.interfaces[0].name) \(.warnings | length)"')"
+expect_exit 0 "remove from the root namespace" "$SMTPFENCE" remove 203.0.113.0/24
+check_eq "its classes are gone again" "5346:1 400Kbit" "$(classes)"
+
+e2e_log "detach (from the root namespace) removes the egress filter and the HTB root"
+expect_exit 0 "detach from the root namespace" "$SMTPFENCE" detach "$HOST_IF"
 check_eq "egress filter gone" 0 "$(egress_filter)"
 check_eq "default root qdisc" "noqueue 0:" "$(root_qdisc)"
 expect_connect "$OTHER" "$HOST" 25
