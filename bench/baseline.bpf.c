@@ -65,7 +65,8 @@ int baseline_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	/* The volatile store keeps the port and flag reads (and so the whole
 	 * parse) alive: the compiler may not drop a volatile access. */
-	volatile __u32 sink = ((__u32)bpf_ntohs(tcp->dest) << 16) | ((__u32)tcp->syn << 1) | tcp->ack;
+	volatile __u32 sink = ((__u32)bpf_ntohs(tcp->dest) << 16) | ((__u32)tcp->syn << 1) |
+			      tcp->ack;
 	(void)sink;
 	return XDP_PASS;
 }
@@ -76,7 +77,8 @@ int baseline_tc(struct __sk_buff *skb)
 	struct tcphdr *tcp = parse_tcp((void *)(long)skb->data, (void *)(long)skb->data_end);
 
 	if (tcp) {
-		volatile __u32 sink = ((__u32)bpf_ntohs(tcp->source) << 16) | ((__u32)tcp->syn << 1) | tcp->ack;
+		volatile __u32 sink = ((__u32)bpf_ntohs(tcp->source) << 16) |
+				      ((__u32)tcp->syn << 1) | tcp->ack;
 		(void)sink;
 	}
 	return -1; /* TC_ACT_UNSPEC */

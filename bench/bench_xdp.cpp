@@ -48,15 +48,15 @@
 #include <string>
 #include <vector>
 
+#include "base/errors.h"
 #include "baseline_bpf.skel.h"
 #include "bpf/map.h"
 #include "bpf/pin_dir.h"
-#include "text/cidr.h"
-#include "base/errors.h"
 #include "fence/program.h"
 #include "fence/rule_store.h"
-#include "text/limit_options.h"
 #include "frames.h"
+#include "text/cidr.h"
+#include "text/limit_options.h"
 
 namespace {
 
@@ -91,7 +91,9 @@ constexpr uint32_t kFullSlack = 1024;
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
-void on_signal(int) { g_interrupted = 1; }
+void on_signal(int) {
+    g_interrupted = 1;
+}
 
 void check_interrupted() {
     if (g_interrupted) throw std::runtime_error("interrupted");
@@ -132,7 +134,9 @@ struct Packet {
 constexpr const char* kMailHostV4 = "198.51.100.1";
 constexpr const char* kMailHostV6 = "2001:db8:25::1";
 
-std::string address_of(const Cidr& host) { return format_address(host.family, host.addr); }
+std::string address_of(const Cidr& host) {
+    return format_address(host.family, host.addr);
+}
 
 // What the XDP program sees: a segment from `src` to the mail host.
 frames::Bytes tcp_v4(const Cidr& src, uint16_t dport, uint8_t flags) {
@@ -164,13 +168,15 @@ struct FamilySetup {
     // limit --rate 1000000/s --burst 1000000 --per source: never runs out
     // (see kHitMaxRepeat). Wide enough for every fresh source of the run.
     Cidr fast_limit_rule;
-    Cidr hit_source;       // inside fast_limit_rule, outside the fresh sources
+    Cidr hit_source;  // inside fast_limit_rule, outside the fresh sources
     // limit --rate 1/h --burst 1 --per source: one SYN, then drops for an hour.
     Cidr slow_limit_rule;
-    Cidr slow_source;      // inside slow_limit_rule
+    Cidr slow_source;  // inside slow_limit_rule
 };
 
-bool overlaps(const Cidr& a, const Cidr& b) { return a.contains(b) || b.contains(a); }
+bool overlaps(const Cidr& a, const Cidr& b) {
+    return a.contains(b) || b.contains(a);
+}
 
 // `count` distinct random prefixes, v4 /16../32 or v6 /32../128, none covering
 // either benchmarked source, none equal to the blocking rule, and none
@@ -218,7 +224,7 @@ RunResult test_run(int prog_fd, const std::vector<uint8_t>& pkt, uint32_t repeat
 
 // How the repeated-packet rows run the fence. The default is one call per run.
 struct Method {
-    uint32_t max_repeat = UINT32_MAX;          // split a run into calls of at most this many repeats
+    uint32_t max_repeat = UINT32_MAX;         // split a run into calls of at most this many repeats
     std::function<void()> before_fence_call;  // unmeasured setup before every fence call
 };
 
@@ -296,8 +302,8 @@ Row make_row(uint32_t size, const std::string& name, const std::vector<uint32_t>
 
 // The same packet repeated: calibrated repeat counts, runs of the baseline and
 // the fence alternating.
-Row measure(uint32_t size, const std::string& name, const std::vector<uint8_t>& bytes, uint32_t expected,
-            int fence_fd, int baseline_fd, const Method& method = {}, uint32_t baseline_expected = XDP_PASS) {
+Row measure(uint32_t size, const std::string& name, const std::vector<uint8_t>& bytes, uint32_t expected, int fence_fd,
+            int baseline_fd, const Method& method = {}, uint32_t baseline_expected = XDP_PASS) {
     const uint32_t fence_repeat = calibrate(fence_fd, bytes, method.before_fence_call);
     const uint32_t baseline_repeat = calibrate(baseline_fd, bytes);
     uint64_t fence_packets = kCalibrationRepeat;
@@ -425,14 +431,16 @@ struct LimitMaps {
     }
 
     bool has_key(const limit_key& key) const {
-        struct limit_state value{};
+        struct limit_state value {};
         return state_map.lookup(&key, &value);
     }
 
     // Rewrites an existing key's clock (BPF_EXIST: fails if the program did
     // not create exactly this key).
     void set_clock(const limit_key& key, uint64_t tat_ns) const {
-        struct limit_state value{tat_ns};
+        struct limit_state value {
+            tat_ns
+        };
         state_map.update(&key, &value, BPF_EXIST);
     }
 
@@ -458,7 +466,7 @@ struct LimitMaps {
     struct rule_counters counters(const Cidr& rule) const {
         uint32_t slot = value_of(rule).slot;
         std::vector<struct rule_counters> per_cpu(possible_cpus());
-        struct rule_counters sum{};
+        struct rule_counters sum {};
         if (!counters_map.lookup(&slot, per_cpu.data())) return sum;
         for (const auto& c : per_cpu) {
             sum.matched += c.matched;
@@ -479,11 +487,11 @@ void expect_counters(const LimitMaps& maps, const Cidr& rule, const rule_counter
     uint64_t rate = after.rate_dropped - before.rate_dropped;
     uint64_t want_dropped = dropped_by_rate ? row.fence_packets : 0;
     if (matched != row.fence_packets || dropped != want_dropped || rate != want_dropped) {
-        throw std::runtime_error(row.packet + " with " + std::to_string(row.rules_per_family) + " rules/family: " +
-                                 format_cidr(rule) + " counted " + std::to_string(matched) + " matched, " +
-                                 std::to_string(dropped) + " dropped, " + std::to_string(rate) +
-                                 " dropped by rate for " + std::to_string(row.fence_packets) +
-                                 " packets; expected " + std::to_string(want_dropped) + " dropped");
+        throw std::runtime_error(row.packet + " with " + std::to_string(row.rules_per_family) +
+                                 " rules/family: " + format_cidr(rule) + " counted " + std::to_string(matched) +
+                                 " matched, " + std::to_string(dropped) + " dropped, " + std::to_string(rate) +
+                                 " dropped by rate for " + std::to_string(row.fence_packets) + " packets; expected " +
+                                 std::to_string(want_dropped) + " dropped");
     }
 }
 
@@ -536,7 +544,9 @@ private:
     uint32_t used_ = 0;
 };
 
-const char* family_prefix(Family family) { return family == Family::V4 ? "v4 " : "v6 "; }
+const char* family_prefix(Family family) {
+    return family == Family::V4 ? "v4 " : "v6 ";
+}
 
 // Fills limit_state by running SYNs from kFillSources new IPv4 sources through
 // the program, one call each, and checks that it is full.
@@ -603,12 +613,13 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
         std::fprintf(stderr, "bench:   %-26s fence %3u ns  baseline %3u ns\n", r.packet.c_str(), r.fence_ns,
                      r.baseline_ns);
     };
-    const std::string create_label =
-        "SYN :25 limited, bucket create (" + std::to_string(kCreateFramesPerRun) + " new srcs/run, repeat=1 each)";
+    const std::string create_label = "SYN :25 limited, bucket create (" + std::to_string(kCreateFramesPerRun) +
+                                     " new srcs/run, repeat=1 each)";
     if (first) {
         if (maps.key_count() != 0) throw std::runtime_error("limit_state is not empty before its first use");
-        measure_create_rows(size, "SYN :25 limited, bucket create, never-used map (" +
-                                      std::to_string(kCreateFramesPerRun) + " new srcs/run, repeat=1 each)",
+        measure_create_rows(size,
+                            "SYN :25 limited, bucket create, never-used map (" + std::to_string(kCreateFramesPerRun) +
+                                " new srcs/run, repeat=1 each)",
                             families, fresh, maps, fence_fd, baseline_fd, rows);
         fill_limit_state(size, fresh[0], maps, fence_fd);
     }
@@ -690,8 +701,7 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
         rule_counters before = maps.counters(f.fast_limit_rule);
         Cidr last;
         rows.push_back(measure_once_each(
-            size, name, [&] { return fresh[i].frames(kCreateFramesPerRun, &last); }, XDP_PASS, fence_fd,
-            baseline_fd));
+            size, name, [&] { return fresh[i].frames(kCreateFramesPerRun, &last); }, XDP_PASS, fence_fd, baseline_fd));
         expect_counters(maps, f.fast_limit_rule, before, rows.back(), false);
         expect_full("after " + name);
         if (!maps.has_key(maps.key_of(maps.value_of(f.fast_limit_rule), last))) {
@@ -707,8 +717,8 @@ void measure_limit_rows(uint32_t size, bool first, const FamilySetup (&families)
 // rule at all (the program returns after one map read) and with one paced
 // rule elsewhere (parse and the rule lookup), and a non-SMTP packet (ssh).
 // Paced packets themselves are a few per message and not measured.
-void measure_egress_rows(uint32_t size, const FamilySetup (&families)[2], Fence& fence, int pace_fd,
-                         int baseline_tc_fd, std::vector<Row>& rows) {
+void measure_egress_rows(uint32_t size, const FamilySetup (&families)[2], Fence& fence, int pace_fd, int baseline_tc_fd,
+                         std::vector<Row>& rows) {
     auto measure_all = [&](const std::string& when) {
         for (const auto& f : families) {
             auto make = f.family == Family::V4 ? reply_v4 : reply_v6;
@@ -716,8 +726,8 @@ void measure_egress_rows(uint32_t size, const FamilySetup (&families)[2], Fence&
             for (auto [port, what] : {std::pair<uint16_t, const char*>{25, "reply :25"}, {22, ":22 (not SMTP)"}}) {
                 if (port == 22 && when == "no paced rule") continue;
                 const std::string name = v + "egress " + what + ", " + when;
-                rows.push_back(measure(size, name, make(f.unlisted_source, port), kTcActUnspec, pace_fd,
-                                       baseline_tc_fd, {}, kTcActUnspec));
+                rows.push_back(measure(size, name, make(f.unlisted_source, port), kTcActUnspec, pace_fd, baseline_tc_fd,
+                                       {}, kTcActUnspec));
                 std::fprintf(stderr, "bench:   %-26s fence %3u ns  baseline %3u ns\n", name.c_str(),
                              rows.back().fence_ns, rows.back().baseline_ns);
             }
@@ -759,9 +769,9 @@ int run() {
     }
 
     const FamilySetup families[] = {
-        {Family::V4, parse_cidr("203.0.113.0/24").cidr, parse_cidr("203.0.113.7").cidr,
-         parse_cidr("198.51.100.9").cidr, parse_cidr("10.0.0.0/8").cidr, parse_cidr("10.0.0.7").cidr,
-         parse_cidr("198.51.100.128/25").cidr, parse_cidr("198.51.100.200").cidr},
+        {Family::V4, parse_cidr("203.0.113.0/24").cidr, parse_cidr("203.0.113.7").cidr, parse_cidr("198.51.100.9").cidr,
+         parse_cidr("10.0.0.0/8").cidr, parse_cidr("10.0.0.7").cidr, parse_cidr("198.51.100.128/25").cidr,
+         parse_cidr("198.51.100.200").cidr},
         {Family::V6, parse_cidr("2001:db8:bad::/48").cidr, parse_cidr("2001:db8:bad::7").cidr,
          parse_cidr("2001:db8:1::9").cidr, parse_cidr("2001:db8:f000::/36").cidr, parse_cidr("2001:db8:f000::7").cidr,
          parse_cidr("2001:db8:dead::/48").cidr, parse_cidr("2001:db8:dead::7").cidr},
@@ -784,8 +794,7 @@ int run() {
     std::vector<Cidr> random_rules[2];
     auto gen_start = Clock::now();
     for (int i = 0; i < 2; ++i) random_rules[i] = random_prefixes(families[i], kLargestSize, rng);
-    std::fprintf(stderr, "bench: generated 2 x %u random prefixes in %.2f s\n", kLargestSize,
-                 seconds_since(gen_start));
+    std::fprintf(stderr, "bench: generated 2 x %u random prefixes in %.2f s\n", kLargestSize, seconds_since(gen_start));
 
     const uint64_t fast_interval = parse_rate("1000000/s"), slow_interval = parse_rate("1/h");
     const KeyScope per_source{KeyScope::Kind::Source, 0};
@@ -812,8 +821,7 @@ int run() {
             }
             double secs = seconds_since(add_start);
             uint32_t added = 2 * (size - loaded);
-            std::fprintf(stderr, "bench: add_rule x %u in %.2f s (%.1f us/rule)\n", added, secs,
-                         secs * 1e6 / added);
+            std::fprintf(stderr, "bench: add_rule x %u in %.2f s (%.1f us/rule)\n", added, secs, secs * 1e6 / added);
             loaded = size;
         }
         auto verify_start = Clock::now();
@@ -835,40 +843,45 @@ int run() {
         measure_egress_rows(size, families, fence, fence_prog.pace_fd(), baseline_tc_fd, rows);
     }
 
-    std::printf("\nsmtpfence XDP vs parse-only baseline, BPF_PROG_TEST_RUN, median of %d interleaved runs of "
-                "~%.1f s each\n",
-                kRuns, kTargetSeconds);
-    std::printf("(rules/family: random prefixes, plus per family the rule that blocks the blocked source "
-                "(203.0.113.0/24, 2001:db8:bad::/48) and two limit rules, --per source: --rate 1000000/s --burst "
-                "1000000 on 10.0.0.0/8 and 2001:db8:f000::/36 (bucket hit/create rows), --rate 1/h --burst 1 on "
-                "198.51.100.128/25 and 2001:db8:dead::/48 (dropped by rate rows))\n");
-    std::printf("(ns = the kernel's whole-ns average per packet, harness overhead included; Δ = fence - baseline, "
-                "the fence's own cost)\n");
-    std::printf("(limit rows: before each size limit_state is emptied, after having been filled once: a never-used "
-                "map creates keys faster (never-used map row, first size only), and in service the map is never "
-                "emptied. bucket hit: the same packet, the key exists, "
-                "its clock is set back before each call of <= %u packets so it never runs out. dropped by rate: the "
-                "same packet after the one SYN its bucket holds. bucket create: %d runs of %u frames from sources "
-                "never seen before, one BPF_PROG_TEST_RUN call with repeat=1 each, ns = sum of opts.duration / "
-                "frames; the baseline runs the same frames the same way, so the per-call timer overhead is in both "
-                "columns: compare Δ, not the ratio; each call also starts cold, which costs the fence more: the "
-                "bucket hit control row is measured the same way, and bucket create minus it is the cost of "
-                "creating the key. LRU full: the same after filling limit_state (%u keys) by %u new "
-                "sources, so each new key evicts one (amortised: the kernel evicts in batches).)\n",
-                kHitMaxRepeat, kRuns, kCreateFramesPerRun, FENCE_LIMIT_KEYS, kFillSources);
-    std::printf("(egress rows: the tc egress program of message pacing vs the same parse as a tc program "
-                "(baseline_tc), on a 40-byte packet the mail host sends to a source no rule paces; \"no paced rule\": "
-                "the program returns after reading its config; \"a paced rule elsewhere\": limit --messages 5/s on "
-                "198.51.100.32/27 and 2001:db8:5ace::/48, so SMTP replies are parsed and looked up)\n\n");
-    std::printf("| rules/family | packet | fence ns | baseline ns | ratio | Δ ns | fence verdict | fence min-max | "
-                "baseline min-max |\n");
+    std::printf(
+        "\nsmtpfence XDP vs parse-only baseline, BPF_PROG_TEST_RUN, median of %d interleaved runs of "
+        "~%.1f s each\n",
+        kRuns, kTargetSeconds);
+    std::printf(
+        "(rules/family: random prefixes, plus per family the rule that blocks the blocked source "
+        "(203.0.113.0/24, 2001:db8:bad::/48) and two limit rules, --per source: --rate 1000000/s --burst "
+        "1000000 on 10.0.0.0/8 and 2001:db8:f000::/36 (bucket hit/create rows), --rate 1/h --burst 1 on "
+        "198.51.100.128/25 and 2001:db8:dead::/48 (dropped by rate rows))\n");
+    std::printf(
+        "(ns = the kernel's whole-ns average per packet, harness overhead included; Δ = fence - baseline, "
+        "the fence's own cost)\n");
+    std::printf(
+        "(limit rows: before each size limit_state is emptied, after having been filled once: a never-used "
+        "map creates keys faster (never-used map row, first size only), and in service the map is never "
+        "emptied. bucket hit: the same packet, the key exists, "
+        "its clock is set back before each call of <= %u packets so it never runs out. dropped by rate: the "
+        "same packet after the one SYN its bucket holds. bucket create: %d runs of %u frames from sources "
+        "never seen before, one BPF_PROG_TEST_RUN call with repeat=1 each, ns = sum of opts.duration / "
+        "frames; the baseline runs the same frames the same way, so the per-call timer overhead is in both "
+        "columns: compare Δ, not the ratio; each call also starts cold, which costs the fence more: the "
+        "bucket hit control row is measured the same way, and bucket create minus it is the cost of "
+        "creating the key. LRU full: the same after filling limit_state (%u keys) by %u new "
+        "sources, so each new key evicts one (amortised: the kernel evicts in batches).)\n",
+        kHitMaxRepeat, kRuns, kCreateFramesPerRun, FENCE_LIMIT_KEYS, kFillSources);
+    std::printf(
+        "(egress rows: the tc egress program of message pacing vs the same parse as a tc program "
+        "(baseline_tc), on a 40-byte packet the mail host sends to a source no rule paces; \"no paced rule\": "
+        "the program returns after reading its config; \"a paced rule elsewhere\": limit --messages 5/s on "
+        "198.51.100.32/27 and 2001:db8:5ace::/48, so SMTP replies are parsed and looked up)\n\n");
+    std::printf(
+        "| rules/family | packet | fence ns | baseline ns | ratio | Δ ns | fence verdict | fence min-max | "
+        "baseline min-max |\n");
     std::printf("|---:|---|---:|---:|---:|---:|---|---:|---:|\n");
     for (const auto& r : rows) {
         double ratio = r.baseline_ns ? static_cast<double>(r.fence_ns) / r.baseline_ns : 0.0;
-        std::printf("| %u | %s | %u | %u | %.2f | %+d | %s | %u-%u | %u-%u |\n", r.rules_per_family,
-                    r.packet.c_str(), r.fence_ns, r.baseline_ns, ratio,
-                    static_cast<int>(r.fence_ns) - static_cast<int>(r.baseline_ns), r.verdict, r.fence_min, r.fence_max, r.baseline_min,
-                    r.baseline_max);
+        std::printf("| %u | %s | %u | %u | %.2f | %+d | %s | %u-%u | %u-%u |\n", r.rules_per_family, r.packet.c_str(),
+                    r.fence_ns, r.baseline_ns, ratio, static_cast<int>(r.fence_ns) - static_cast<int>(r.baseline_ns),
+                    r.verdict, r.fence_min, r.fence_max, r.baseline_min, r.baseline_max);
     }
     std::printf("\ntotal run time %.1f s\n", seconds_since(total_start));
     return 0;

@@ -54,8 +54,8 @@ static __always_inline int is_new_attempt(const struct packet *pkt, __u64 now)
 /* Counts a parsed packet in the global stats; returns whether the rules
  * judge it: an SMTP SYN (for which it sets *now and whether *new_attempt)
  * or a port-less fragment. Everything else passes. */
-static __always_inline int count_parsed(enum parse_result res, const struct packet *pkt, struct fence_stats *st,
-					int *new_attempt, __u64 *now)
+static __always_inline int count_parsed(enum parse_result res, const struct packet *pkt,
+					struct fence_stats *st, int *new_attempt, __u64 *now)
 {
 	switch (res) {
 	case PARSE_MALFORMED:
@@ -84,7 +84,8 @@ static __always_inline int count_parsed(enum parse_result res, const struct pack
 }
 
 /* Counts the final verdict on a judged packet; returns whether it drops. */
-static __always_inline int count_verdict(enum fence_verdict verdict, int new_attempt, struct fence_stats *st)
+static __always_inline int count_verdict(enum fence_verdict verdict, int new_attempt,
+					 struct fence_stats *st)
 {
 	if (!verdict_drops(verdict)) {
 		st->passed++;
@@ -137,11 +138,13 @@ static __always_inline int event_budget_admits(__u64 now)
 	struct limit_state *clock = bpf_map_lookup_elem(&event_clock, &zero);
 	const __u64 interval = 1000000000ull / FENCE_EVENT_RATE;
 
-	return clock && gcra_take(&clock->tat_ns, now, interval, (FENCE_EVENT_BURST - 1) * interval);
+	return clock &&
+	       gcra_take(&clock->tat_ns, now, interval, (FENCE_EVENT_BURST - 1) * interval);
 }
 
 static __always_inline void emit_event(const struct packet *pkt, const struct rule_value *rule,
-				       enum fence_verdict verdict, __u64 now, struct fence_stats *st)
+				       enum fence_verdict verdict, __u64 now,
+				       struct fence_stats *st)
 {
 	if (!event_budget_admits(now)) {
 		st->events_suppressed++;

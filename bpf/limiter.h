@@ -65,7 +65,8 @@ static __always_inline void make_limit_key(struct limit_key *key, const struct r
 enum limit_verdict { LIMIT_PASS, LIMIT_RATE, LIMIT_CONNS };
 
 /* `key` is the source's limiter key under `rule` (make_limit_key). */
-static __always_inline enum limit_verdict apply_limit(const struct rule_value *rule, const struct limit_key *key)
+static __always_inline enum limit_verdict apply_limit(const struct rule_value *rule,
+						      const struct limit_key *key)
 {
 	if (rule->max_conns) {
 		__u32 *open = bpf_map_lookup_elem(&conn_counts, key);
@@ -126,7 +127,8 @@ static __always_inline int sock_remote(const struct bpf_sock_ops *skops, struct 
  * reset). A client that vanishes without a FIN is released when the MTA's own
  * timeout closes the socket.
  */
-static __always_inline void charge_connection(struct bpf_sock_ops *skops, const struct fence_config *cfg)
+static __always_inline void charge_connection(struct bpf_sock_ops *skops,
+					      const struct fence_config *cfg)
 {
 	struct packet pkt = {};
 
@@ -141,7 +143,8 @@ static __always_inline void charge_connection(struct bpf_sock_ops *skops, const 
 
 	if (!sk)
 		return;
-	struct conn_owner *owner = bpf_sk_storage_get(&conn_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	struct conn_owner *owner =
+		bpf_sk_storage_get(&conn_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
 	if (!owner)
 		return;
@@ -160,7 +163,8 @@ static __always_inline void release_connection(struct bpf_sock_ops *skops)
 {
 	__u32 new_state = skops->args[1];
 
-	if (new_state != BPF_TCP_FIN_WAIT1 && new_state != BPF_TCP_LAST_ACK && new_state != BPF_TCP_CLOSE)
+	if (new_state != BPF_TCP_FIN_WAIT1 && new_state != BPF_TCP_LAST_ACK &&
+	    new_state != BPF_TCP_CLOSE)
 		return;
 	struct bpf_sock *sk = skops->sk;
 

@@ -35,7 +35,8 @@ static __always_inline struct rule_pace *pace_of(const struct rule_value *rule)
  * (the attempt was refused once) while it runs at most twice that ahead, so
  * that a refused attempt mostly waits a second, not the sender's SYN
  * backoff. A key with no clock yet is idle. */
-static __always_inline int pace_admits(const struct rule_value *rule, const struct limit_key *key, int new_attempt)
+static __always_inline int pace_admits(const struct rule_value *rule, const struct limit_key *key,
+				       int new_attempt)
 {
 	struct rule_pace *pace = pace_of(rule);
 
@@ -74,8 +75,8 @@ static __always_inline int is_tls_handshake(struct __sk_buff *skb, __u32 off)
 /* The clock of the key `remote` belongs to under a paced rule, made (idle,
  * with the rule's next class) when the key first sends; NULL only when the
  * map refuses even after eviction. */
-static __always_inline struct pace_key_state *pace_clock(const struct rule_value *rule, struct rule_pace *pace,
-							 const struct packet *remote)
+static __always_inline struct pace_key_state *
+pace_clock(const struct rule_value *rule, struct rule_pace *pace, const struct packet *remote)
 {
 	struct limit_key key = {};
 
@@ -210,9 +211,12 @@ static __always_inline int pace_segment(struct __sk_buff *skb, const struct egre
 	}
 	if (tcp->syn) {
 		/* A new session: its SYN-ACK carries the first message. */
-		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end, .rule_id = rule->rule_id };
+		struct pace_flow fresh = { .turn_ack = ack,
+					   .sent_end = end,
+					   .rule_id = rule->rule_id };
 
-		fresh.hold_until_ns = hold_packet(skb, pace, pace_clock(rule, pace, &seg->remote), now);
+		fresh.hold_until_ns =
+			hold_packet(skb, pace, pace_clock(rule, pace, &seg->remote), now);
 		if (fresh.hold_until_ns)
 			fresh.held = FENCE_PACE_HELD_HANDSHAKE;
 		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
@@ -221,7 +225,9 @@ static __always_inline int pace_segment(struct __sk_buff *skb, const struct egre
 	if (!flow) {
 		/* A session open before the rule (or forgotten by the LRU): its
 		 * first reply starts the count, and its next message is free. */
-		struct pace_flow fresh = { .turn_ack = ack, .sent_end = end, .rule_id = rule->rule_id };
+		struct pace_flow fresh = { .turn_ack = ack,
+					   .sent_end = end,
+					   .rule_id = rule->rule_id };
 
 		bpf_map_update_elem(&pace_flows, &key, &fresh, BPF_ANY);
 		return TC_ACT_UNSPEC;

@@ -50,10 +50,10 @@ struct ipv6_frag_hdr {
 
 /* What the parser learnt about a packet. */
 enum parse_result {
-	PARSE_PASS,      /* not TCP to an SMTP port: none of our business */
+	PARSE_PASS, /* not TCP to an SMTP port: none of our business */
 	PARSE_MALFORMED, /* truncated or invalid: pass, count */
-	PARSE_SMTP,      /* TCP to an SMTP port with a complete header */
-	PARSE_PORTLESS,  /* TCP whose port cannot be seen (fragment, long chain) */
+	PARSE_SMTP, /* TCP to an SMTP port with a complete header */
+	PARSE_PORTLESS, /* TCP whose port cannot be seen (fragment, long chain) */
 };
 
 /* An address the rules are looked up by: an ingress packet's source (and
@@ -94,9 +94,8 @@ static __always_inline enum parse_result parse_tcp(void *l4, void *data_end,
 	return PARSE_SMTP;
 }
 
-static __always_inline enum parse_result parse_ipv4(void *l3, void *data_end,
-						    const struct fence_config *cfg,
-						    struct packet *pkt)
+static __always_inline enum parse_result
+parse_ipv4(void *l3, void *data_end, const struct fence_config *cfg, struct packet *pkt)
 {
 	struct iphdr *ip = l3;
 
@@ -131,9 +130,8 @@ static __always_inline int ipv6_is_ext_header(__u8 nexthdr)
 	return 0;
 }
 
-static __always_inline enum parse_result parse_ipv6(void *l3, void *data_end,
-						    const struct fence_config *cfg,
-						    struct packet *pkt)
+static __always_inline enum parse_result
+parse_ipv6(void *l3, void *data_end, const struct fence_config *cfg, struct packet *pkt)
 {
 	struct ipv6hdr *ip6 = l3;
 
@@ -160,8 +158,10 @@ static __always_inline enum parse_result parse_ipv6(void *l3, void *data_end,
 				return PARSE_MALFORMED;
 			if (bpf_ntohs(fh->frag_off) & IPV6_FRAG_OFFSET_MASK)
 				/* A later fragment: TCP or not, its port is unknowable. */
-				return fh->nexthdr == IPPROTO_TCP || ipv6_is_ext_header(fh->nexthdr) ?
-					       PARSE_PORTLESS : PARSE_PASS;
+				return fh->nexthdr == IPPROTO_TCP ||
+						       ipv6_is_ext_header(fh->nexthdr) ?
+					       PARSE_PORTLESS :
+					       PARSE_PASS;
 			fragmented = 1;
 			nexthdr = fh->nexthdr;
 			cursor = fh + 1;
@@ -213,9 +213,8 @@ static __always_inline int parse_ethernet(void *data, void *data_end, __be16 *pr
 	return 1;
 }
 
-static __always_inline enum parse_result parse_packet(struct xdp_md *ctx,
-						      const struct fence_config *cfg,
-						      struct packet *pkt)
+static __always_inline enum parse_result
+parse_packet(struct xdp_md *ctx, const struct fence_config *cfg, struct packet *pkt)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -241,7 +240,7 @@ static __always_inline int is_new_connection(const struct tcphdr *tcp)
 struct egress_segment {
 	struct packet remote; /* family and the remote address (in saddr) */
 	struct tcphdr *tcp;
-	__u32 payload_off;    /* from the start of the frame */
+	__u32 payload_off; /* from the start of the frame */
 	__u32 payload_len;
 };
 

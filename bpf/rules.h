@@ -14,7 +14,8 @@
  * be replaced by a faster structure without touching the rest of the path:
  * the longest rule covering the source whose prefix is at most `max_prefixlen`.
  */
-static __always_inline struct rule_value *lookup_source(const struct packet *pkt, __u32 max_prefixlen)
+static __always_inline struct rule_value *lookup_source(const struct packet *pkt,
+							__u32 max_prefixlen)
 {
 	if (pkt->family == 4) {
 		struct rule_key_v4 key = { .prefixlen = max_prefixlen };
@@ -31,7 +32,7 @@ static __always_inline struct rule_value *lookup_source(const struct packet *pkt
 /* The rules that judge a source. */
 struct judges {
 	struct rule_value *live; /* decides the packet: the longest live rule */
-	struct rule_value *dry;  /* the longest dry-run rule longer than `live`: counts only */
+	struct rule_value *dry; /* the longest dry-run rule longer than `live`: counts only */
 };
 
 /*

@@ -92,7 +92,7 @@
 #define FENCE_PACE_ADMIT_MAX_NS (20ull * 1000000000ull)
 #define FENCE_PACE_MAX_DELAY_NS (60ull * 1000000000ull)
 #define FENCE_PACE_MAX_INTERVAL_NS (10ull * 1000000000ull)
-#define FENCE_PACE_HELD_REPLY 1     /* the first segment of a reply */
+#define FENCE_PACE_HELD_REPLY 1 /* the first segment of a reply */
 #define FENCE_PACE_HELD_HANDSHAKE 2 /* a SYN-ACK */
 
 /* The HTB root smtpfence installs on a paced interface ("SF"); a paced
@@ -147,16 +147,17 @@ enum fence_action {
 };
 
 /* rule_value.flags */
-#define FENCE_RULE_DRY_RUN 0x1 /* counts what it would drop, drops nothing; the
+#define FENCE_RULE_DRY_RUN \
+	0x1 /* counts what it would drop, drops nothing; the
 				* next broader live rule decides the packet */
-#define FENCE_RULE_PACED 0x2   /* LIMIT --messages: rule_pace[slot] holds its pace */
+#define FENCE_RULE_PACED 0x2 /* LIMIT --messages: rule_pace[slot] holds its pace */
 
 /* What happened to a connection attempt (source accounting, events). */
 enum fence_verdict {
-	FENCE_VERDICT_PASSED = 0,     /* no rule, an allow, or admitted by a limit */
-	FENCE_VERDICT_BLOCKED = 1,    /* dropped by a block */
-	FENCE_VERDICT_RATE = 2,       /* dropped by a limit's rate */
-	FENCE_VERDICT_CONNS = 3,      /* dropped by a limit's --max-conns */
+	FENCE_VERDICT_PASSED = 0, /* no rule, an allow, or admitted by a limit */
+	FENCE_VERDICT_BLOCKED = 1, /* dropped by a block */
+	FENCE_VERDICT_RATE = 2, /* dropped by a limit's rate */
+	FENCE_VERDICT_CONNS = 3, /* dropped by a limit's --max-conns */
 	FENCE_VERDICT_WOULD_DROP = 4, /* a dry-run rule would have dropped it */
 };
 
@@ -174,16 +175,16 @@ struct rule_key_v6 {
 /* Value of both LPM tries. `slot` indexes rule_counters and rule_info. */
 struct rule_value {
 	__u32 slot;
-	__u8 action;        /* enum fence_action */
-	__u8 prefixlen;     /* the rule's own prefix length: tells which prefix matched */
+	__u8 action; /* enum fence_action */
+	__u8 prefixlen; /* the rule's own prefix length: tells which prefix matched */
 	__u8 key_prefixlen; /* LIMIT: sources sharing this many leading bits share a key */
-	__u8 flags;         /* FENCE_RULE_* */
-	__u32 rule_id;      /* unique for the life of the maps: keys the limiter state, so
+	__u8 flags; /* FENCE_RULE_* */
+	__u32 rule_id; /* unique for the life of the maps: keys the limiter state, so
 			     * that a reused slot or a changed rule starts with fresh state */
-	__u32 max_conns;    /* LIMIT: concurrent connections per key; 0 = no cap */
-	__u64 interval_ns;  /* LIMIT: one new connection per interval; 0 = no rate */
+	__u32 max_conns; /* LIMIT: concurrent connections per key; 0 = no cap */
+	__u64 interval_ns; /* LIMIT: one new connection per interval; 0 = no rate */
 	__u64 tolerance_ns; /* LIMIT: (burst - 1) * interval_ns: how far ahead a key may run */
-	__u64 expires_ns;   /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) at which the rule stops
+	__u64 expires_ns; /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) at which the rule stops
 			     * applying, even with no smtpfence process running; 0 = never */
 };
 
@@ -193,13 +194,13 @@ struct rule_value {
  * attempts: the first SYN of a flow (see FENCE_SYN_FLOW_KEYS), judged by the
  * verdict of that first SYN. */
 struct rule_counters {
-	__u64 matched;       /* SYN packets (and fragments) this rule decided */
-	__u64 dropped;       /* of those, dropped (any reason) */
-	__u64 rate_dropped;  /* LIMIT: dropped because the key ran ahead of its rate */
+	__u64 matched; /* SYN packets (and fragments) this rule decided */
+	__u64 dropped; /* of those, dropped (any reason) */
+	__u64 rate_dropped; /* LIMIT: dropped because the key ran ahead of its rate */
 	__u64 conns_dropped; /* LIMIT: dropped because the key had max_conns open */
-	__u64 would_drop;    /* dry run: packets it would have dropped (none were) */
-	__u64 attempts;            /* connection attempts this rule decided */
-	__u64 dropped_attempts;    /* of those, attempts whose first SYN it dropped; its
+	__u64 would_drop; /* dry run: packets it would have dropped (none were) */
+	__u64 attempts; /* connection attempts this rule decided */
+	__u64 dropped_attempts; /* of those, attempts whose first SYN it dropped; its
 				    * retransmissions are judged afresh, so under a limit
 				    * one may get through later (delayed, not refused) */
 	__u64 would_drop_attempts; /* dry run: attempts whose first SYN it would have dropped */
@@ -244,29 +245,29 @@ struct rule_info {
 struct source_key {
 	__u8 family; /* 4 or 6 */
 	__u8 pad;
-	__u16 port;  /* destination port, host byte order */
+	__u16 port; /* destination port, host byte order */
 	__u8 addr[16];
 };
 
 /* What one source did to one port, since it was first seen (or forgotten by
  * the LRU). Counters are updated atomically; times are CLOCK_BOOTTIME ns. */
 struct source_stats {
-	__u64 syn_packets;  /* SYN packets (retransmissions included) */
-	__u64 attempts;     /* connection attempts: first SYNs of a flow */
+	__u64 syn_packets; /* SYN packets (retransmissions included) */
+	__u64 attempts; /* connection attempts: first SYNs of a flow */
 	__u64 dropped_attempts; /* attempts whose first SYN was dropped */
 	/* The verdicts, per SYN packet: */
 	__u64 passed;
-	__u64 blocked;      /* dropped by a block */
-	__u64 limited;      /* dropped by a limit (rate or max-conns) */
-	__u64 would_drop;   /* a dry-run rule would have dropped it */
+	__u64 blocked; /* dropped by a block */
+	__u64 limited; /* dropped by a limit (rate or max-conns) */
+	__u64 would_drop; /* a dry-run rule would have dropped it */
 	__u64 first_seen_ns;
 	__u64 last_seen_ns;
-	__u64 last_event_ns;  /* last drop event of this source */
-	__u32 last_rule_id;   /* rule that decided the last attempt; 0 = none */
-	__u32 event_rule_id;  /* rule of the last drop event */
-	__u8 last_verdict;    /* enum fence_verdict of the last attempt */
-	__u8 last_action;     /* enum fence_action of that rule (0 = none) */
-	__u8 last_prefixlen;  /* that rule's prefix length: the rule is the source
+	__u64 last_event_ns; /* last drop event of this source */
+	__u32 last_rule_id; /* rule that decided the last attempt; 0 = none */
+	__u32 event_rule_id; /* rule of the last drop event */
+	__u8 last_verdict; /* enum fence_verdict of the last attempt */
+	__u8 last_action; /* enum fence_action of that rule (0 = none) */
+	__u8 last_prefixlen; /* that rule's prefix length: the rule is the source
 			       * masked to it, even after the rule is gone */
 	__u8 pad[5];
 };
@@ -280,31 +281,31 @@ struct syn_flow_key {
 	__u16 sport; /* host byte order */
 	__u16 dport; /* host byte order */
 	__u16 pad2;
-	__u32 seq;   /* host byte order */
+	__u32 seq; /* host byte order */
 	__u8 addr[16];
 };
 
 /* One record of the events ring buffer: a source's first drop by a rule. */
 struct fence_event {
-	__u64 time_ns;       /* CLOCK_BOOTTIME */
+	__u64 time_ns; /* CLOCK_BOOTTIME */
 	__u32 rule_id;
 	__u8 family;
-	__u8 verdict;        /* enum fence_verdict */
-	__u8 action;         /* enum fence_action of the rule */
-	__u8 prefixlen;      /* the rule's prefix length (the rule is addr/prefixlen) */
-	__u16 port;          /* destination port, host byte order */
+	__u8 verdict; /* enum fence_verdict */
+	__u8 action; /* enum fence_action of the rule */
+	__u8 prefixlen; /* the rule's prefix length (the rule is addr/prefixlen) */
+	__u16 port; /* destination port, host byte order */
 	__u8 pad[6];
-	__u8 addr[16];       /* the source */
+	__u8 addr[16]; /* the source */
 };
 
 /* Single-entry array: the knobs the data path reads on every packet. */
 struct fence_config {
-	__u32 magic;          /* FENCE_CONFIG_MAGIC once initialised */
+	__u32 magic; /* FENCE_CONFIG_MAGIC once initialised */
 	__u32 layout_version; /* FENCE_LAYOUT_VERSION of the maps' creator */
-	__u64 netns_cookie;   /* the mail host's network namespace: the sock_ops
+	__u64 netns_cookie; /* the mail host's network namespace: the sock_ops
 			       * program sees every namespace's sockets */
-	__u32 next_rule_id;   /* handed out by userspace under the pin-dir lock */
-	__u32 paced_rules;    /* rules with FENCE_RULE_PACED: 0 lets the egress
+	__u32 next_rule_id; /* handed out by userspace under the pin-dir lock */
+	__u32 paced_rules; /* rules with FENCE_RULE_PACED: 0 lets the egress
 			       * program return at once */
 	__u64 smtp_ports[FENCE_PORT_WORDS]; /* bitmap: bit p set = port p is SMTP */
 };
@@ -313,15 +314,15 @@ struct fence_config {
  * FENCE_RULE_PACED and the same rule_id). */
 struct rule_pace {
 	__u64 interval_ns; /* one message per interval, per key */
-	__u32 rule_id;     /* the rule this pace belongs to */
-	__u32 classid;     /* the rule's first HTB class, major:minor */
-	__u32 classes;     /* its classes: classid, classid + 1, ... (1 when the
+	__u32 rule_id; /* the rule this pace belongs to */
+	__u32 classid; /* the rule's first HTB class, major:minor */
+	__u32 classes; /* its classes: classid, classid + 1, ... (1 when the
 			    * rule is its only key, else FENCE_PACE_KEY_CLASSES) */
-	__u32 next_class;  /* round robin: the class the next new key gets */
-	__u64 messages;    /* messages paced: SYN-ACKs and body replies steered */
-	__u64 packets;     /* packets steered into the classes */
-	__u64 refused;     /* SYNs dropped because the clock ran ahead */
-	__u64 overflow;    /* body replies let through unpaced: FENCE_PACE_MAX_DELAY_NS */
+	__u32 next_class; /* round robin: the class the next new key gets */
+	__u64 messages; /* messages paced: SYN-ACKs and body replies steered */
+	__u64 packets; /* packets steered into the classes */
+	__u64 refused; /* SYNs dropped because the clock ran ahead */
+	__u64 overflow; /* body replies let through unpaced: FENCE_PACE_MAX_DELAY_NS */
 };
 
 /* A key's pace (pace_keys, keyed by limit_key). */
@@ -330,7 +331,7 @@ struct pace_key_state {
 		       * steered into its class leaves, at the earliest; moved
 		       * on one interval by every steered packet */
 	__u32 class_offset; /* its class: rule_pace.classid + class_offset */
-	__u32 flags;        /* FENCE_PACE_KEY_* */
+	__u32 flags; /* FENCE_PACE_KEY_* */
 };
 
 /* pace_key_state.flags: a session of this key carried a second message. From
@@ -341,35 +342,35 @@ struct pace_key_state {
 struct pace_flow_key {
 	__u8 family; /* 4 or 6 */
 	__u8 pad;
-	__u16 local_port;  /* host byte order */
+	__u16 local_port; /* host byte order */
 	__u16 remote_port; /* host byte order */
 	__u16 pad2;
 	__u8 addr[16]; /* the remote (paced) address */
 };
 
 struct pace_flow {
-	__u32 turn_ack;  /* the client's bytes acknowledged by the last reply */
-	__u32 sent_end;  /* sequence number after the last byte sent */
-	__u32 rule_id;   /* the paced rule it was seen under: a flow of another
+	__u32 turn_ack; /* the client's bytes acknowledged by the last reply */
+	__u32 sent_end; /* sequence number after the last byte sent */
+	__u32 rule_id; /* the paced rule it was seen under: a flow of another
 			  * rule (or an older one on a reused port) is stale */
-	__u16 held;      /* FENCE_PACE_HELD_* while a steered packet may still wait */
-	__u16 bodies;    /* message bodies seen (saturating) */
+	__u16 held; /* FENCE_PACE_HELD_* while a steered packet may still wait */
+	__u16 bodies; /* message bodies seen (saturating) */
 	__u64 hold_until_ns; /* when it leaves at the latest (pace clock) */
 };
 
 /* Single-entry per-CPU array of global packet counters. */
 struct fence_stats {
-	__u64 seen;      /* every packet the program ran on */
-	__u64 passed;    /* XDP_PASS */
-	__u64 dropped;   /* XDP_DROP */
-	__u64 smtp;      /* TCP segments to an SMTP port */
-	__u64 smtp_syn;  /* of those, SYN packets (SYN without ACK), retransmissions included */
-	__u64 smtp_attempts;    /* connection attempts: first SYNs of a flow */
+	__u64 seen; /* every packet the program ran on */
+	__u64 passed; /* XDP_PASS */
+	__u64 dropped; /* XDP_DROP */
+	__u64 smtp; /* TCP segments to an SMTP port */
+	__u64 smtp_syn; /* of those, SYN packets (SYN without ACK), retransmissions included */
+	__u64 smtp_attempts; /* connection attempts: first SYNs of a flow */
 	__u64 dropped_attempts; /* attempts whose first SYN was dropped */
 	__u64 fragments; /* TCP fragments judged by source alone (no port) */
 	__u64 malformed; /* truncated or invalid headers (always passed) */
-	__u64 would_drop;        /* attempts a dry-run rule would have dropped */
-	__u64 events;            /* drop events written to the ring buffer */
+	__u64 would_drop; /* attempts a dry-run rule would have dropped */
+	__u64 events; /* drop events written to the ring buffer */
 	__u64 events_suppressed; /* drop events held back by the stream's rate limit
 				  * or lost to a full ring buffer */
 };
@@ -395,7 +396,8 @@ FENCE_STATIC_ASSERT(sizeof(struct rule_pace) == 56, "rule_pace layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_key_state) == 16, "pace_key_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow_key) == 24, "pace_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow) == 24, "pace_flow layout");
-FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS, "fence_config layout");
+FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS,
+		    "fence_config layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 96, "fence_stats layout");
 
 #endif

@@ -17,8 +17,9 @@
  * fragment is none, so only a block drops those. `live` is a constant: a
  * dry-run rule is never paced (the CLI refuses it), so its judgement skips
  * the pace, which also keeps the program within the verifier's budget. */
-static __always_inline enum fence_verdict judge(const struct rule_value *rule, const struct packet *pkt,
-						enum parse_result res, int new_attempt, const int live)
+static __always_inline enum fence_verdict judge(const struct rule_value *rule,
+						const struct packet *pkt, enum parse_result res,
+						int new_attempt, const int live)
 {
 	if (rule->action == FENCE_ACTION_BLOCK)
 		return FENCE_VERDICT_BLOCKED;
@@ -48,8 +49,8 @@ struct decision {
 /* Judges a packet by the rules that cover its source and counts each one's
  * verdict. The live rule decides; a dry-run rule longer than it counts what
  * it would drop, and is the packet's decider when the live one passes it. */
-static __always_inline struct decision decide(const struct packet *pkt, enum parse_result res, int new_attempt,
-					      __u64 now, struct fence_stats *st)
+static __always_inline struct decision decide(const struct packet *pkt, enum parse_result res,
+					      int new_attempt, __u64 now, struct fence_stats *st)
 {
 	struct judges j = find_judges(pkt, now);
 	struct decision d = { .verdict = FENCE_VERDICT_PASSED, .decider = j.live };
@@ -59,8 +60,10 @@ static __always_inline struct decision decide(const struct packet *pkt, enum par
 		count_rule(j.live, d.verdict, new_attempt);
 	}
 	if (j.dry) {
-		enum fence_verdict would = judge(j.dry, pkt, res, new_attempt, 0) == FENCE_VERDICT_PASSED ?
-						   FENCE_VERDICT_PASSED : FENCE_VERDICT_WOULD_DROP;
+		enum fence_verdict would = judge(j.dry, pkt, res, new_attempt, 0) ==
+							   FENCE_VERDICT_PASSED ?
+						   FENCE_VERDICT_PASSED :
+						   FENCE_VERDICT_WOULD_DROP;
 
 		count_rule(j.dry, would, new_attempt);
 		if (would == FENCE_VERDICT_WOULD_DROP) {

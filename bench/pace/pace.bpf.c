@@ -55,17 +55,17 @@
 #endif
 
 struct pace_cfg {
-	__u32 net;          /* network byte order */
-	__u32 mask;         /* network byte order; 0 = rule off */
-	__u64 interval_ns;  /* one slot */
+	__u32 net; /* network byte order */
+	__u32 mask; /* network byte order; 0 = rule off */
+	__u64 interval_ns; /* one slot */
 	__u64 max_delay_ns; /* bound per packet */
 	__u32 mode;
 	__u32 per_session;
-	__u32 edt;          /* 1: write the departure time (needs fq as root) */
-	__u32 min_upload;   /* mode 3 threshold, bytes */
-	__u32 free_turns;   /* a flow's first free_turns turns take no slot
+	__u32 edt; /* 1: write the departure time (needs fq as root) */
+	__u32 min_upload; /* mode 3 threshold, bytes */
+	__u32 free_turns; /* a flow's first free_turns turns take no slot
 	                     * (connection set-up: banner, EHLO, STARTTLS, TLS) */
-	__u32 classid;      /* != 0: payload packets of paced flows get
+	__u32 classid; /* != 0: payload packets of paced flows get
 	                     * skb->priority = classid (an HTB class), the
 	                     * token-bucket stand-in for fq on kernels without it */
 };
@@ -83,8 +83,8 @@ struct flow_key {
 
 struct flow_val {
 	__u64 last_depart; /* departure time of the flow's last packet */
-	__u64 next;        /* per-session clock */
-	__u32 last_ack;    /* ack_seq of the flow's last payload packet */
+	__u64 next; /* per-session clock */
+	__u32 last_ack; /* ack_seq of the flow's last payload packet */
 	__u32 turns;
 	__u32 payload_pkts;
 	__u32 have_ack;
@@ -96,19 +96,19 @@ struct flow_val {
 };
 
 enum {
-	ST_MATCHED,      /* packets from an SMTP port to the rule's net */
-	ST_PAYLOAD,      /* of those, carrying payload */
-	ST_TURNS,        /* of those, turns */
-	ST_SLOTS,        /* packets that took a slot of the clock */
-	ST_DELAYED,      /* packets whose departure was moved later */
-	ST_CAPPED,       /* slots capped at max_delay */
+	ST_MATCHED, /* packets from an SMTP port to the rule's net */
+	ST_PAYLOAD, /* of those, carrying payload */
+	ST_TURNS, /* of those, turns */
+	ST_SLOTS, /* packets that took a slot of the clock */
+	ST_DELAYED, /* packets whose departure was moved later */
+	ST_CAPPED, /* slots capped at max_delay */
 	ST_MAX_DELAY_NS, /* largest delay given to a packet */
 	ST_SUM_DELAY_NS, /* sum of the delays of slotted packets */
-	ST_FLOWS,        /* flows seen */
-	ST_OTHER,        /* packets passed without a look at the rule */
-	ST_BANNERS,      /* first server payload of a flow */
-	ST_STEERED,      /* packets steered into the HTB class */
-	ST_HIST,         /* turns by client upload since the previous server
+	ST_FLOWS, /* flows seen */
+	ST_OTHER, /* packets passed without a look at the rule */
+	ST_BANNERS, /* first server payload of a flow */
+	ST_STEERED, /* packets steered into the HTB class */
+	ST_HIST, /* turns by client upload since the previous server
 	                  * payload: [ST_HIST + i] counts i*128 <= bytes < (i+1)*128,
 	                  * the last bucket everything >= 2048 */
 	ST_N = ST_HIST + 17,

@@ -34,8 +34,7 @@ uint64_t boot_ns() {
 
 std::ostream& operator<<(std::ostream& os, const GlobalCounts& c) {
     return os << "{seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << ", smtp " << c.smtp
-              << ", smtp_syn " << c.smtp_syn << ", fragments " << c.fragments << ", malformed " << c.malformed
-              << "}";
+              << ", smtp_syn " << c.smtp_syn << ", fragments " << c.fragments << ", malformed " << c.malformed << "}";
 }
 
 GlobalCounts global_counts(const fence_stats& s) {

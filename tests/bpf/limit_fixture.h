@@ -78,7 +78,9 @@ inline Keys sorted(Keys keys) {
     return keys;
 }
 
-inline std::string repeat(char c, size_t n) { return std::string(n, c); }
+inline std::string repeat(char c, size_t n) {
+    return std::string(n, c);
+}
 
 // ---------------------------------------------------------------------------
 // Fixture: limits added the way the CLI adds them, and the limiter maps read

@@ -139,9 +139,8 @@ TEST_F(Attempts, ARetransmittedSynCountsOnceAsAnAttemptAndTwiceAsPackets) {
 
 TEST_F(Attempts, ANewSequenceNumberOrSourcePortIsANewAttempt) {
     add("203.0.113.0/24", Action::Block);
-    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7), syn("203.0.113.10", 40000, 8),
-                   syn("203.0.113.10", 40001, 7), syn("203.0.113.10", 40001, 7),
-                   syn("203.0.113.11", 40000, 7)}),
+    EXPECT_EQ(run({syn("203.0.113.10", 40000, 7), syn("203.0.113.10", 40000, 8), syn("203.0.113.10", 40001, 7),
+                   syn("203.0.113.10", 40001, 7), syn("203.0.113.11", 40000, 7)}),
               "DDDDD");
     rule_counters c = rule("203.0.113.0/24");
     EXPECT_EQ(c.matched, 5u);
@@ -164,10 +163,10 @@ TEST_F(Attempts, AnotherDestinationPortIsAnotherAttempt) {
 
 TEST_F(Attempts, Ipv6) {
     add("2001:db8:bad::/48", Action::Block);
-    EXPECT_EQ(run({syn("2001:db8:bad::5", 50000, 99), syn("2001:db8:bad::5", 50000, 99),
-                   syn("2001:db8:bad::5", 50000, 99), syn("2001:db8:bad::5", 50001, 99),
-                   syn("2001:db8:1::5", 50000, 99)}),
-              "DDDDP");
+    EXPECT_EQ(
+        run({syn("2001:db8:bad::5", 50000, 99), syn("2001:db8:bad::5", 50000, 99), syn("2001:db8:bad::5", 50000, 99),
+             syn("2001:db8:bad::5", 50001, 99), syn("2001:db8:1::5", 50000, 99)}),
+        "DDDDP");
     rule_counters c = rule("2001:db8:bad::/48");
     EXPECT_EQ(c.matched, 4u);
     EXPECT_EQ(c.attempts, 2u);

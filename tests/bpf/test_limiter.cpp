@@ -91,20 +91,20 @@ TEST_P(LimitBursts, ExactlyBurstPassThenAllDrop) {
 
     const uint64_t dropped = c.syns - c.burst;
     EXPECT_EQ(got, repeat('P', c.burst) + repeat('D', dropped));
-    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = c.syns, .dropped = dropped, .rate_dropped = dropped,
-                                         .tracked_keys = 1}));
-    EXPECT_EQ(global(), (GlobalCounts{.seen = c.syns, .passed = c.burst, .dropped = dropped, .smtp = c.syns,
-                                      .smtp_syn = c.syns}));
+    EXPECT_EQ(counts(kNet4),
+              (RuleCounts{.matched = c.syns, .dropped = dropped, .rate_dropped = dropped, .tracked_keys = 1}));
+    EXPECT_EQ(
+        global(),
+        (GlobalCounts{.seen = c.syns, .passed = c.burst, .dropped = dropped, .smtp = c.syns, .smtp_syn = c.syns}));
 
     // The key is the rule's id, family 4 and the whole source (--per source = /32).
-    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
-              Keys{expected_key(rule_id(kNet4), "203.0.113.10", 32)});
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{expected_key(rule_id(kNet4), "203.0.113.10", 32)});
     EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS), Keys{}) << "a rate alone counts no connections";
 }
 
 INSTANTIATE_TEST_SUITE_P(Rates, LimitBursts,
-                         ::testing::Values(BurstCase{"5/s", 5, 20},    // interval 200 ms
-                                           BurstCase{"5/s", 1, 20},    // burst 1: one, then nothing
+                         ::testing::Values(BurstCase{"5/s", 5, 20},        // interval 200 ms
+                                           BurstCase{"5/s", 1, 20},        // burst 1: one, then nothing
                                            BurstCase{"100/h", 100, 130}),  // interval 36 s
                          [](const ::testing::TestParamInfo<BurstCase>& info) {
                              return "burst" + std::to_string(info.param.burst);
@@ -135,7 +135,9 @@ TEST_F(LimitVerdicts, BucketRefillsOneTokenPerInterval) {
     const uint64_t slack = 1'000;
     add_limit(kNet4, "1000/s", burst);
 
-    const std::string wanted = "PPPPPD" "PPPD";
+    const std::string wanted =
+        "PPPPPD"
+        "PPPD";
     std::string all;  // every verdict of every attempt, for the counters
     int attempts = 0;
     bool undisturbed = false;
@@ -175,10 +177,14 @@ TEST_F(LimitVerdicts, BucketRefillsOneTokenPerInterval) {
 
     const uint64_t passed = static_cast<uint64_t>(std::count(all.begin(), all.end(), 'P'));
     const uint64_t dropped = all.size() - passed;
-    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = all.size(), .dropped = dropped, .rate_dropped = dropped,
+    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = all.size(),
+                                         .dropped = dropped,
+                                         .rate_dropped = dropped,
                                          .tracked_keys = static_cast<uint64_t>(attempts)}));
-    EXPECT_EQ(global(), (GlobalCounts{.seen = all.size(), .passed = passed, .dropped = dropped, .smtp = all.size(),
-                                      .smtp_syn = all.size()}));
+    EXPECT_EQ(
+        global(),
+        (GlobalCounts{
+            .seen = all.size(), .passed = passed, .dropped = dropped, .smtp = all.size(), .smtp_syn = all.size()}));
 }
 
 TEST_F(LimitVerdicts, TatIsNowPlusIntervalsAfterABurst) {
@@ -205,8 +211,8 @@ TEST_F(LimitVerdicts, PerSourceGivesEverySourceItsOwnBurst) {
     EXPECT_EQ(syns("203.0.113.10", 1), "D");
     EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 7, .dropped = 3, .rate_dropped = 3, .tracked_keys = 2}));
     const uint32_t id = rule_id(kNet4);
-    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), sorted(Keys{expected_key(id, "203.0.113.10", 32),
-                                                                       expected_key(id, "203.0.113.11", 32)}));
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
+              sorted(Keys{expected_key(id, "203.0.113.10", 32), expected_key(id, "203.0.113.11", 32)}));
     EXPECT_EQ(global(), (GlobalCounts{.seen = 7, .passed = 4, .dropped = 3, .smtp = 7, .smtp_syn = 7}));
 }
 
@@ -233,8 +239,8 @@ TEST_F(LimitVerdicts, PerPrefixSharesInsideThePrefixOnly) {
     EXPECT_EQ(syns("203.0.113.16", 1), "D");
     EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 8, .dropped = 4, .rate_dropped = 4, .tracked_keys = 2}));
     const uint32_t id = rule_id(kNet4);
-    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), sorted(Keys{expected_key(id, "203.0.113.10", 28),
-                                                                       expected_key(id, "203.0.113.30", 28)}));
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
+              sorted(Keys{expected_key(id, "203.0.113.10", 28), expected_key(id, "203.0.113.30", 28)}));
     EXPECT_EQ(global(), (GlobalCounts{.seen = 8, .passed = 4, .dropped = 4, .smtp = 8, .smtp_syn = 8}));
 }
 
@@ -247,8 +253,8 @@ TEST_F(LimitVerdicts, Ipv6SourceIsItsSlash64) {
     EXPECT_EQ(syns("2001:db8:1:1::10", 3), "PPD") << "another /64";
     EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 7, .dropped = 3, .rate_dropped = 3, .tracked_keys = 2}));
     const uint32_t id = rule_id(kNet6);
-    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), sorted(Keys{expected_key(id, "2001:db8:1::10", 64),
-                                                                       expected_key(id, "2001:db8:1:1::10", 64)}));
+    EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
+              sorted(Keys{expected_key(id, "2001:db8:1::10", 64), expected_key(id, "2001:db8:1:1::10", 64)}));
     EXPECT_EQ(global(), (GlobalCounts{.seen = 7, .passed = 4, .dropped = 3, .smtp = 7, .smtp_syn = 7}));
 }
 
@@ -262,7 +268,7 @@ TEST_F(LimitVerdicts, Ipv6PerSlash128SeparatesAddresses) {
     const uint32_t id = rule_id(kNet6);
     EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE),
               sorted(Keys{expected_key(id, "2001:db8:1::10", 128), expected_key(id, "2001:db8:1::ffff", 128),
-                                      expected_key(id, "2001:db8:1:1::10", 128)}));
+                          expected_key(id, "2001:db8:1:1::10", 128)}));
 }
 
 TEST_F(LimitVerdicts, Ipv4AndIpv6RulesKeepSeparateKeys) {
@@ -351,8 +357,10 @@ TEST_F(LimitVerdicts, OnlyNewConnectionsToSmtpPortsAreMetered) {
     probe_all("drained bucket");
     EXPECT_EQ(syns(src4, 1), "D");
     EXPECT_EQ(syns(src6, 1), "D");
-    EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 6 + 2 + 6 + 1, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
-    EXPECT_EQ(counts(kNet6), (RuleCounts{.matched = 3 + 2 + 3 + 1, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
+    EXPECT_EQ(counts(kNet4),
+              (RuleCounts{.matched = 6 + 2 + 6 + 1, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
+    EXPECT_EQ(counts(kNet6),
+              (RuleCounts{.matched = 3 + 2 + 3 + 1, .dropped = 2, .rate_dropped = 2, .tracked_keys = 1}));
     EXPECT_EQ(global(), (GlobalCounts{.seen = 42 + 4 + 42 + 2,
                                       .passed = 42 + 2 + 42,
                                       .dropped = 4,
@@ -521,8 +529,7 @@ TEST_F(LimitVerdicts, ConnectionCountsFollowTheRuleId) {
     add_limit(kNet4, "", 0, "source", 3);
     EXPECT_EQ(rule_id(kNet4), id);
     EXPECT_EQ(keys_of(FENCE_MAP_CONN_COUNTS),
-              sorted(Keys{expected_key(id, "203.0.113.10", 32), expected_key(id, "203.0.113.11", 32),
-                                      other_key}));
+              sorted(Keys{expected_key(id, "203.0.113.10", 32), expected_key(id, "203.0.113.11", 32), other_key}));
     add_limit(kNet4, "", 0, "source", 2);
     EXPECT_EQ(syns("203.0.113.10", 1), "D");
     EXPECT_EQ(syns("203.0.113.11", 1), "P");

@@ -21,10 +21,10 @@
 #include "bpf/map.h"
 #include "bpf/pin_dir.h"
 #include "bpf_test_support.h"
-#include "text/cidr.h"
 #include "fence/rule_store.h"
-#include "text/limit_options.h"
 #include "smtpfence_abi.h"
+#include "text/cidr.h"
+#include "text/limit_options.h"
 
 using namespace smtpfence;
 using namespace smtpfence::bpftest;
@@ -101,12 +101,20 @@ protected:
     // `sent` bytes of the server's stream before it, `acked` of the client's.
     static Bytes reply(const std::string& to, uint32_t sent, uint32_t acked, size_t len, uint16_t sport = 25,
                        const Bytes& data = {}) {
-        Tcp t{.dport = 40000, .flags = static_cast<uint8_t>(kAck | kPsh), .payload = len, .sport = sport,
-              .seq = kServerIsn + 1 + sent, .ack = kClientIsn + 1 + acked, .data = data};
+        Tcp t{.dport = 40000,
+              .flags = static_cast<uint8_t>(kAck | kPsh),
+              .payload = len,
+              .sport = sport,
+              .seq = kServerIsn + 1 + sent,
+              .ack = kClientIsn + 1 + acked,
+              .data = data};
         return v4({.src = kMailHost, .dst = to}, tcp(t));
     }
     static Bytes syn_ack(const std::string& to, uint16_t sport = 25) {
-        Tcp t{.dport = 40000, .flags = static_cast<uint8_t>(kSyn | kAck), .sport = sport, .seq = kServerIsn,
+        Tcp t{.dport = 40000,
+              .flags = static_cast<uint8_t>(kSyn | kAck),
+              .sport = sport,
+              .seq = kServerIsn,
               .ack = kClientIsn + 1};
         return v4({.src = kMailHost, .dst = to}, tcp(t));
     }
@@ -168,14 +176,14 @@ TEST_F(Pace, TlsHandshakeIsNoMessageAndOnlyAReplysFirstSegmentWaits) {
     const Bytes record{0x17, 0x03, 0x03, 0x00, 0x40};
     std::string got;
     got += steer(syn_ack(kRelay));
-    got += steer(reply(kRelay, 0, 0, 30));                        // banner
-    got += steer(reply(kRelay, 30, 20, 120));                     // EHLO
-    got += steer(reply(kRelay, 150, 30, 30));                     // STARTTLS
-    got += steer(reply(kRelay, 180, 530, 1400, 25, server_hello)); // ClientHello (500 B)
-    got += steer(reply(kRelay, 1580, 1730, 90, 25, record));      // the first body
-    got += steer(reply(kRelay, 1670, 2930, 60, 25, record));      // the second body...
-    got += steer(reply(kRelay, 1730, 2930, 60, 25, record));      // ...in two segments
-    got += steer(reply(kRelay, 1790, 2960, 40, 25, record));      // QUIT
+    got += steer(reply(kRelay, 0, 0, 30));                          // banner
+    got += steer(reply(kRelay, 30, 20, 120));                       // EHLO
+    got += steer(reply(kRelay, 150, 30, 30));                       // STARTTLS
+    got += steer(reply(kRelay, 180, 530, 1400, 25, server_hello));  // ClientHello (500 B)
+    got += steer(reply(kRelay, 1580, 1730, 90, 25, record));        // the first body
+    got += steer(reply(kRelay, 1670, 2930, 60, 25, record));        // the second body...
+    got += steer(reply(kRelay, 1730, 2930, 60, 25, record));        // ...in two segments
+    got += steer(reply(kRelay, 1790, 2960, 40, 25, record));        // QUIT
     EXPECT_EQ(got, "S-----S--");
     EXPECT_EQ(pace().messages, 2u);
     EXPECT_EQ(pace().packets, 2u);
@@ -192,7 +200,7 @@ TEST_F(Pace, DropsARetransmissionOfAHeldReply) {
     EXPECT_EQ(steer(syn_ack(kRelay)), 'X') << "a SYN-ACK retransmitted while the first is held";
     EXPECT_EQ(steer(reply(kRelay, 0, 0, 30)), '-');
     EXPECT_EQ(steer(reply(kRelay, 30, 1200, 40)), '-');  // the first body
-    set_clock(monotonic_ns() + 3'000'000'000ull);         // three seconds of replies queued
+    set_clock(monotonic_ns() + 3'000'000'000ull);        // three seconds of replies queued
     EXPECT_EQ(steer(reply(kRelay, 70, 2400, 40)), 'S');
     EXPECT_EQ(steer(reply(kRelay, 70, 2400, 40)), 'X');
     set_clock(0);

@@ -67,8 +67,7 @@ TEST_F(Verdicts, LongestPrefixDecides) {
         {".70 (block /26)", syn4("198.51.100.70"), kDrop, kSynDropped, blocked_by("198.51.100.64/26")},
         {".10 (allow /25)", syn4("198.51.100.10"), kPass, kSynPassed, allowed_by("198.51.100.0/25")},
         {".200 (block /24)", syn4("198.51.100.200"), kDrop, kSynDropped, blocked_by("198.51.100.0/24")},
-        {".127 (block /26, last address)", syn4("198.51.100.127"), kDrop, kSynDropped,
-         blocked_by("198.51.100.64/26")},
+        {".127 (block /26, last address)", syn4("198.51.100.127"), kDrop, kSynDropped, blocked_by("198.51.100.64/26")},
         {".128 (block /24)", syn4("198.51.100.128"), kDrop, kSynDropped, blocked_by("198.51.100.0/24")},
         {".63 (allow /25)", syn4("198.51.100.63"), kPass, kSynPassed, allowed_by("198.51.100.0/25")},
     });
@@ -77,10 +76,10 @@ TEST_F(Verdicts, LongestPrefixDecides) {
     expect({".70 after removing the /26", syn4("198.51.100.70"), kPass, kSynPassed, allowed_by("198.51.100.0/25")});
 
     fence().add_rule(parse_cidr("198.51.100.0/25").cidr, Action::Block, "now blocked", "gtest");
-    expect({".10 after the /25 became block", syn4("198.51.100.10"), kDrop, kSynDropped,
-            blocked_by("198.51.100.0/25")});
-    expect({".70 after the /25 became block", syn4("198.51.100.70"), kDrop, kSynDropped,
-            blocked_by("198.51.100.0/25")});
+    expect(
+        {".10 after the /25 became block", syn4("198.51.100.10"), kDrop, kSynDropped, blocked_by("198.51.100.0/25")});
+    expect(
+        {".70 after the /25 became block", syn4("198.51.100.70"), kDrop, kSynDropped, blocked_by("198.51.100.0/25")});
     // Changing the action reset the /25's counters: only the two drops since.
     EXPECT_EQ(rule_counters()["198.51.100.0/25"], (RuleHits{2, 2}));
     EXPECT_EQ(rule_counters()["198.51.100.0/24"], (RuleHits{2, 2}));
@@ -129,7 +128,8 @@ TEST_F(LimitVerdicts, LimitInsideABlockMeters) {
     EXPECT_EQ(syns("198.51.100.16", 2), "DD");
     EXPECT_EQ(syns("198.51.100.200", 1), "D");
     EXPECT_EQ(counts("198.51.100.0/24"), (RuleCounts{.matched = 3, .dropped = 3}));
-    EXPECT_EQ(counts("198.51.100.0/28"), (RuleCounts{.matched = 5, .dropped = 1, .rate_dropped = 1, .tracked_keys = 2}));
+    EXPECT_EQ(counts("198.51.100.0/28"),
+              (RuleCounts{.matched = 5, .dropped = 1, .rate_dropped = 1, .tracked_keys = 2}));
     EXPECT_EQ(global(), (GlobalCounts{.seen = 8, .passed = 4, .dropped = 4, .smtp = 8, .smtp_syn = 8}));
 }
 

@@ -53,8 +53,12 @@ inline const std::string kAllow4 = "203.0.113.20/32";
 inline const std::string kBlock6 = "2001:db8:bad::/48";
 inline const std::string kAllow6 = "2001:db8:bad::20/128";
 
-inline Hits blocked_by(const std::string& rule, uint64_t n = 1) { return {{rule, {n, n}}}; }
-inline Hits allowed_by(const std::string& rule, uint64_t n = 1) { return {{rule, {n, 0}}}; }
+inline Hits blocked_by(const std::string& rule, uint64_t n = 1) {
+    return {{rule, {n, n}}};
+}
+inline Hits allowed_by(const std::string& rule, uint64_t n = 1) {
+    return {{rule, {n, 0}}};
+}
 
 struct Case {
     std::string what;

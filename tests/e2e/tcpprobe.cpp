@@ -108,9 +108,13 @@ struct LocalError {
     std::string message;
 };
 
-[[noreturn]] void usage_error(const std::string& message) { throw UsageError{message}; }
+[[noreturn]] void usage_error(const std::string& message) {
+    throw UsageError{message};
+}
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 // Strict decimal parse of an unsigned number in [lo, hi].
 std::optional<long> parse_number(std::string_view text, long lo, long hi) {
@@ -191,16 +195,30 @@ Parsed parse_args(int argc, char** argv, int first, const std::vector<std::strin
 
 volatile sig_atomic_t g_stop = 0;
 
-void on_stop_signal(int) { g_stop = 1; }
+void on_stop_signal(int) {
+    g_stop = 1;
+}
 
 std::string unescape_banner(const std::string& text) {
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {
         if (text[i] == '\\' && i + 1 < text.size()) {
             char n = text[i + 1];
-            if (n == 'r') { out += '\r'; ++i; continue; }
-            if (n == 'n') { out += '\n'; ++i; continue; }
-            if (n == '\\') { out += '\\'; ++i; continue; }
+            if (n == 'r') {
+                out += '\r';
+                ++i;
+                continue;
+            }
+            if (n == 'n') {
+                out += '\n';
+                ++i;
+                continue;
+            }
+            if (n == '\\') {
+                out += '\\';
+                ++i;
+                continue;
+            }
         }
         out += text[i];
     }
@@ -257,8 +275,8 @@ std::vector<int> open_listeners(uint16_t port, bool v6only) {
     sa.sin6_family = AF_INET6;
     sa.sin6_addr = in6addr_any;
     sa.sin6_port = htons(port);
-    std::vector<int> fds{bind_and_listen(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa,
-                                         "[::]:" + std::to_string(port))};
+    std::vector<int> fds{
+        bind_and_listen(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa, "[::]:" + std::to_string(port))};
     if (v6only) fds.push_back(ipv4_listener(port));
     return fds;
 }
@@ -605,8 +623,7 @@ int cmd_connect(int argc, char** argv) {
 
 // count --interval-ms: attempt i starts at start + i*interval, each waits its
 // own timeout, so several can be in flight at once.
-void count_paced(const ProbeOptions& o, long attempts, long interval_ms, long& ok, long& fail,
-                 long long& span_us) {
+void count_paced(const ProbeOptions& o, long attempts, long interval_ms, long& ok, long& fail, long long& span_us) {
     struct InFlight {
         Socket sock;
         long long deadline_us;

@@ -18,7 +18,9 @@ void put32(Bytes& out, uint32_t v) {
     put16(out, static_cast<uint16_t>(v));
 }
 
-void append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
+void append(Bytes& out, const Bytes& more) {
+    out.insert(out.end(), more.begin(), more.end());
+}
 
 // The family is the caller's, not guessed: an IPv6 source in an IPv4 header is
 // a mistake in the test, and throwing says so.
@@ -55,15 +57,16 @@ Bytes ext_header(const Ext6& e, uint8_t next) {
         put32(out, 1);
         out.resize(24, 0);
         break;
-    default:
-        throw std::invalid_argument("unknown extension header");
+    default: throw std::invalid_argument("unknown extension header");
     }
     return out;
 }
 
 }  // namespace
 
-bool is_v6(const std::string& addr) { return addr.find(':') != std::string::npos; }
+bool is_v6(const std::string& addr) {
+    return addr.find(':') != std::string::npos;
+}
 
 Bytes address_bytes(const std::string& text) {
     Bytes out;
@@ -77,10 +80,10 @@ Bytes tcp(const Tcp& t) {
     put16(out, t.dport);
     put32(out, t.seq);
     put32(out, (t.flags & kAck) ? t.ack : 0);
-    out.push_back(5 << 4);                     // doff 5
+    out.push_back(5 << 4);  // doff 5
     out.push_back(t.flags);
-    put16(out, 64240);                         // window
-    put32(out, 0);                             // checksum, urgent pointer
+    put16(out, 64240);  // window
+    put32(out, 0);      // checksum, urgent pointer
     if (t.data.empty()) {
         out.insert(out.end(), t.payload, 'x');
     } else {
@@ -179,9 +182,15 @@ Bytes v6(const Ip6& ip, const Bytes& l4, const std::vector<uint16_t>& tags) {
     return ether(ETH_P_IPV6, ipv6(ip, l4), tags);
 }
 
-Bytes syn4(const std::string& src, uint16_t dport) { return v4({.src = src}, tcp({.dport = dport})); }
-Bytes syn6(const std::string& src, uint16_t dport) { return v6({.src = src}, tcp({.dport = dport})); }
-Bytes syn_from(const std::string& src, uint16_t dport) { return is_v6(src) ? syn6(src, dport) : syn4(src, dport); }
+Bytes syn4(const std::string& src, uint16_t dport) {
+    return v4({.src = src}, tcp({.dport = dport}));
+}
+Bytes syn6(const std::string& src, uint16_t dport) {
+    return v6({.src = src}, tcp({.dport = dport}));
+}
+Bytes syn_from(const std::string& src, uint16_t dport) {
+    return is_v6(src) ? syn6(src, dport) : syn4(src, dport);
+}
 
 Bytes segment_from(const std::string& src, uint8_t flags, uint16_t dport, size_t payload) {
     const Bytes l4 = tcp({.dport = dport, .flags = flags, .payload = payload});

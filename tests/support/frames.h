@@ -47,8 +47,8 @@ constexpr uint16_t kMoreFragments = 0x2000;
 struct Ip4 {
     std::string src;
     uint8_t proto = IPPROTO_TCP;
-    uint8_t ihl = 5;         // header length in words; options are NOPs
-    uint16_t frag = 0;       // flags and offset as on the wire (kMoreFragments | offset/8)
+    uint8_t ihl = 5;    // header length in words; options are NOPs
+    uint16_t frag = 0;  // flags and offset as on the wire (kMoreFragments | offset/8)
     std::string dst = "198.51.100.254";
 };
 

@@ -13,7 +13,9 @@
 namespace smtpfence {
 namespace {
 
-Cidr parsed(std::string_view text) { return parse_cidr(text).cidr; }
+Cidr parsed(std::string_view text) {
+    return parse_cidr(text).cidr;
+}
 
 // The message of the UsageError parse_cidr throws; fails the test if it does not.
 std::string usage_error_of(std::string_view text) {
@@ -54,42 +56,38 @@ TEST_P(CidrAccepted, CanonicalFormParsesBackToTheSamePrefix) {
     EXPECT_EQ(again.note, "");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    V4, CidrAccepted,
-    testing::Values(AcceptedCase{"203.0.113.0/24", Family::V4, "203.0.113.0/24"},
-                    AcceptedCase{"203.0.113.7", Family::V4, "203.0.113.7/32"},
-                    AcceptedCase{"203.0.113.7/32", Family::V4, "203.0.113.7/32"},
-                    AcceptedCase{"10.0.0.0/8", Family::V4, "10.0.0.0/8"},
-                    AcceptedCase{"192.0.2.128/25", Family::V4, "192.0.2.128/25"},
-                    AcceptedCase{"198.51.100.64/26", Family::V4, "198.51.100.64/26"},
-                    AcceptedCase{"172.16.0.0/12", Family::V4, "172.16.0.0/12"},
-                    AcceptedCase{"128.0.0.0/1", Family::V4, "128.0.0.0/1"},
-                    AcceptedCase{"0.0.0.0/0", Family::V4, "0.0.0.0/0"},
-                    AcceptedCase{"0.0.0.0", Family::V4, "0.0.0.0/32"},
-                    AcceptedCase{"255.255.255.255", Family::V4, "255.255.255.255/32"},
-                    AcceptedCase{"255.255.255.254/31", Family::V4, "255.255.255.254/31"}));
+INSTANTIATE_TEST_SUITE_P(V4, CidrAccepted,
+                         testing::Values(AcceptedCase{"203.0.113.0/24", Family::V4, "203.0.113.0/24"},
+                                         AcceptedCase{"203.0.113.7", Family::V4, "203.0.113.7/32"},
+                                         AcceptedCase{"203.0.113.7/32", Family::V4, "203.0.113.7/32"},
+                                         AcceptedCase{"10.0.0.0/8", Family::V4, "10.0.0.0/8"},
+                                         AcceptedCase{"192.0.2.128/25", Family::V4, "192.0.2.128/25"},
+                                         AcceptedCase{"198.51.100.64/26", Family::V4, "198.51.100.64/26"},
+                                         AcceptedCase{"172.16.0.0/12", Family::V4, "172.16.0.0/12"},
+                                         AcceptedCase{"128.0.0.0/1", Family::V4, "128.0.0.0/1"},
+                                         AcceptedCase{"0.0.0.0/0", Family::V4, "0.0.0.0/0"},
+                                         AcceptedCase{"0.0.0.0", Family::V4, "0.0.0.0/32"},
+                                         AcceptedCase{"255.255.255.255", Family::V4, "255.255.255.255/32"},
+                                         AcceptedCase{"255.255.255.254/31", Family::V4, "255.255.255.254/31"}));
 
 INSTANTIATE_TEST_SUITE_P(
     V6, CidrAccepted,
-    testing::Values(
-        AcceptedCase{"2001:db8::/32", Family::V6, "2001:db8::/32"},
-        AcceptedCase{"2001:0db8:0000:0000:0000:0000:0000:0000/32", Family::V6, "2001:db8::/32"},
-        AcceptedCase{"2001:DB8::/32", Family::V6, "2001:db8::/32"},
-        AcceptedCase{"2001:db8:0:0:1:0:0:1", Family::V6, "2001:db8::1:0:0:1/128"},
-        AcceptedCase{"2001:db8::1", Family::V6, "2001:db8::1/128"},
-        AcceptedCase{"2001:db8:0:1::/64", Family::V6, "2001:db8:0:1::/64"},
-        AcceptedCase{"2001:db8:abcd:12::/63", Family::V6, "2001:db8:abcd:12::/63"},
-        AcceptedCase{"2001:db8::8000:0/97", Family::V6, "2001:db8::8000:0/97"},
-        AcceptedCase{"fe80::/10", Family::V6, "fe80::/10"},
-        AcceptedCase{"::/0", Family::V6, "::/0"},
-        AcceptedCase{"::", Family::V6, "::/128"},
-        AcceptedCase{"::1", Family::V6, "::1/128"},
-        AcceptedCase{"8000::/1", Family::V6, "8000::/1"},
-        // Only the ::ffff:0:0/96 range is rewritten; its neighbours stay IPv6.
-        AcceptedCase{"::fffe:0:0/95", Family::V6, "::fffe:0:0/95"},
-        AcceptedCase{"::/80", Family::V6, "::/80"},
-        AcceptedCase{"64:ff9b::/96", Family::V6, "64:ff9b::/96"},
-        AcceptedCase{"::fffe:cb00:7100/120", Family::V6, "::fffe:cb00:7100/120"}));
+    testing::Values(AcceptedCase{"2001:db8::/32", Family::V6, "2001:db8::/32"},
+                    AcceptedCase{"2001:0db8:0000:0000:0000:0000:0000:0000/32", Family::V6, "2001:db8::/32"},
+                    AcceptedCase{"2001:DB8::/32", Family::V6, "2001:db8::/32"},
+                    AcceptedCase{"2001:db8:0:0:1:0:0:1", Family::V6, "2001:db8::1:0:0:1/128"},
+                    AcceptedCase{"2001:db8::1", Family::V6, "2001:db8::1/128"},
+                    AcceptedCase{"2001:db8:0:1::/64", Family::V6, "2001:db8:0:1::/64"},
+                    AcceptedCase{"2001:db8:abcd:12::/63", Family::V6, "2001:db8:abcd:12::/63"},
+                    AcceptedCase{"2001:db8::8000:0/97", Family::V6, "2001:db8::8000:0/97"},
+                    AcceptedCase{"fe80::/10", Family::V6, "fe80::/10"}, AcceptedCase{"::/0", Family::V6, "::/0"},
+                    AcceptedCase{"::", Family::V6, "::/128"}, AcceptedCase{"::1", Family::V6, "::1/128"},
+                    AcceptedCase{"8000::/1", Family::V6, "8000::/1"},
+                    // Only the ::ffff:0:0/96 range is rewritten; its neighbours stay IPv6.
+                    AcceptedCase{"::fffe:0:0/95", Family::V6, "::fffe:0:0/95"},
+                    AcceptedCase{"::/80", Family::V6, "::/80"},
+                    AcceptedCase{"64:ff9b::/96", Family::V6, "64:ff9b::/96"},
+                    AcceptedCase{"::fffe:cb00:7100/120", Family::V6, "::fffe:cb00:7100/120"}));
 
 struct MappedCase {
     std::string input;
@@ -113,17 +111,16 @@ TEST_P(CidrIpv4Mapped, IsStoredAsTheIpv4PrefixItMeans) {
     EXPECT_NE(result.note.find("stored as " + c.stored), std::string::npos) << result.note;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Forms, CidrIpv4Mapped,
-    testing::Values(MappedCase{"::ffff:203.0.113.0/120", "203.0.113.0/24"},
-                    MappedCase{"::ffff:cb00:7100/120", "203.0.113.0/24"},
-                    MappedCase{"::FFFF:CB00:7100/120", "203.0.113.0/24"},
-                    MappedCase{"0:0:0:0:0:ffff:cb00:7100/120", "203.0.113.0/24"},
-                    MappedCase{"::ffff:0:0/96", "0.0.0.0/0"},
-                    MappedCase{"::ffff:10.0.0.0/104", "10.0.0.0/8"},
-                    MappedCase{"::ffff:203.0.113.7/128", "203.0.113.7/32"},
-                    MappedCase{"::ffff:203.0.113.7", "203.0.113.7/32"},
-                    MappedCase{"::ffff:192.0.2.128/121", "192.0.2.128/25"}));
+INSTANTIATE_TEST_SUITE_P(Forms, CidrIpv4Mapped,
+                         testing::Values(MappedCase{"::ffff:203.0.113.0/120", "203.0.113.0/24"},
+                                         MappedCase{"::ffff:cb00:7100/120", "203.0.113.0/24"},
+                                         MappedCase{"::FFFF:CB00:7100/120", "203.0.113.0/24"},
+                                         MappedCase{"0:0:0:0:0:ffff:cb00:7100/120", "203.0.113.0/24"},
+                                         MappedCase{"::ffff:0:0/96", "0.0.0.0/0"},
+                                         MappedCase{"::ffff:10.0.0.0/104", "10.0.0.0/8"},
+                                         MappedCase{"::ffff:203.0.113.7/128", "203.0.113.7/32"},
+                                         MappedCase{"::ffff:203.0.113.7", "203.0.113.7/32"},
+                                         MappedCase{"::ffff:192.0.2.128/121", "192.0.2.128/25"}));
 
 TEST(CidrIpv4Mapped, NoteExplainsWhy) {
     EXPECT_EQ(parse_cidr("::ffff:203.0.113.0/120").note,
@@ -166,8 +163,7 @@ TEST(CidrParse, StoresNetworkByteOrderWithZeroedTail) {
     EXPECT_EQ(v4.prefixlen, 24);
 
     const Cidr v6 = parsed("2001:db8::1");
-    const std::array<uint8_t, 16> expected_v6{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-                                              0,    0,    0,    0,    0, 0, 0, 1};
+    const std::array<uint8_t, 16> expected_v6{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     EXPECT_EQ(v6.addr, expected_v6);
     EXPECT_EQ(v6.prefixlen, 128);
 
@@ -192,8 +188,7 @@ TEST_P(CidrRejected, ThrowsUsageErrorSayingWhatIsWrong) {
     const RejectedCase& c = GetParam();
     EXPECT_THROW(parse_cidr(c.input), UsageError);
     const std::string message = usage_error_of(c.input);
-    EXPECT_NE(message.find(c.message_part), std::string::npos)
-        << "input: '" << c.input << "'\nmessage: " << message;
+    EXPECT_NE(message.find(c.message_part), std::string::npos) << "input: '" << c.input << "'\nmessage: " << message;
 }
 
 TEST_P(CidrRejected, ShowsAValidExampleOrSuggestion) {
@@ -206,66 +201,56 @@ TEST_P(CidrRejected, ShowsAValidExampleOrSuggestion) {
 INSTANTIATE_TEST_SUITE_P(
     Addresses, CidrRejected,
     testing::Values(
-        RejectedCase{"", "empty prefix"},
-        RejectedCase{"garbage", "'garbage' is not an IP address"},
+        RejectedCase{"", "empty prefix"}, RejectedCase{"garbage", "'garbage' is not an IP address"},
         RejectedCase{"mail.example.com", "host names are not resolved"},
         RejectedCase{"300.1.2.3", "'300.1.2.3' is not a valid IPv4 address"},
         RejectedCase{"300.1.2.3/24", "'300.1.2.3' is not a valid IPv4 address"},
-        RejectedCase{"1.2.3.256", "not a valid IPv4 address"},
-        RejectedCase{"10/8", "'10' is not a valid IPv4 address"},
-        RejectedCase{"10.1/16", "four numbers from 0 to 255"},
-        RejectedCase{"10.1.2/24", "not a valid IPv4 address"},
-        RejectedCase{"1.2.3.4.5", "not a valid IPv4 address"},
-        RejectedCase{"010.1.2.3", "without leading zeros"},
-        RejectedCase{"1.2.3.4 ", "'1.2.3.4 ' is not an IP address"},
-        RejectedCase{" 1.2.3.4", "is not an IP address"},
+        RejectedCase{"1.2.3.256", "not a valid IPv4 address"}, RejectedCase{"10/8", "'10' is not a valid IPv4 address"},
+        RejectedCase{"10.1/16", "four numbers from 0 to 255"}, RejectedCase{"10.1.2/24", "not a valid IPv4 address"},
+        RejectedCase{"1.2.3.4.5", "not a valid IPv4 address"}, RejectedCase{"010.1.2.3", "without leading zeros"},
+        RejectedCase{"1.2.3.4 ", "'1.2.3.4 ' is not an IP address"}, RejectedCase{" 1.2.3.4", "is not an IP address"},
         RejectedCase{"0x0a.0.0.0/8", "is not an IP address"},
         RejectedCase{"2001:db8:::1", "'2001:db8:::1' is not a valid IPv6 address"},
         RejectedCase{"2001:db8::g/32", "not a valid IPv6 address"},
         RejectedCase{"1:2:3:4:5:6:7:8:9", "not a valid IPv6 address"},
         RejectedCase{"2001:db8::1::2", "not a valid IPv6 address"},
         RejectedCase{"::ffff:300.1.2.3", "not a valid IPv6 address"},
-        RejectedCase{"[2001:db8::1]", "not a valid IPv6 address"},
-        RejectedCase{"fe80::1%eth0", "zone id (%eth0)"},
-        RejectedCase{"fe80::%eth0/64", "zone id (%eth0)"},
-        RejectedCase{"/24", "has no address before the '/'"},
+        RejectedCase{"[2001:db8::1]", "not a valid IPv6 address"}, RejectedCase{"fe80::1%eth0", "zone id (%eth0)"},
+        RejectedCase{"fe80::%eth0/64", "zone id (%eth0)"}, RejectedCase{"/24", "has no address before the '/'"},
         RejectedCase{"/", "has no address before the '/'"}));
 
-INSTANTIATE_TEST_SUITE_P(
-    PrefixLengths, CidrRejected,
-    testing::Values(
-        RejectedCase{"203.0.113.0/33", "IPv4 prefixes go from /0 to /32"},
-        RejectedCase{"203.0.113.0/255", "prefix length 255"},
-        RejectedCase{"203.0.113.0/4294967329", "prefix length 4294967329"},
-        RejectedCase{"2001:db8::/129", "IPv6 prefixes go from /0 to /128"},
-        RejectedCase{"2001:db8::/256", "e.g. 2001:db8::/32"},
-        RejectedCase{"1.2.3.4/", "has no prefix length after the '/'"},
-        RejectedCase{"2001:db8::/", "e.g. 2001:db8::/32"},
-        RejectedCase{"1.2.3.4/+5", "malformed prefix length '+5'"},
-        RejectedCase{"1.2.3.4/-5", "malformed prefix length '-5'"},
-        RejectedCase{"1.2.3.4/ 5", "malformed prefix length ' 5'"},
-        RejectedCase{"1.2.3.4/5 ", "malformed prefix length '5 '"},
-        RejectedCase{"1.2.3.4/08", "without sign, spaces or leading zeros"},
-        RejectedCase{"1.2.3.0/024", "leading zeros"},
-        RejectedCase{"0.0.0.0/00", "leading zeros"},
-        RejectedCase{"1.2.3.4/0x18", "malformed prefix length"},
-        RejectedCase{"1.2.3.4/24/8", "malformed prefix length '24/8'"},
-        RejectedCase{"1.2.3.4/a", "malformed prefix length 'a'"}));
+INSTANTIATE_TEST_SUITE_P(PrefixLengths, CidrRejected,
+                         testing::Values(RejectedCase{"203.0.113.0/33", "IPv4 prefixes go from /0 to /32"},
+                                         RejectedCase{"203.0.113.0/255", "prefix length 255"},
+                                         RejectedCase{"203.0.113.0/4294967329", "prefix length 4294967329"},
+                                         RejectedCase{"2001:db8::/129", "IPv6 prefixes go from /0 to /128"},
+                                         RejectedCase{"2001:db8::/256", "e.g. 2001:db8::/32"},
+                                         RejectedCase{"1.2.3.4/", "has no prefix length after the '/'"},
+                                         RejectedCase{"2001:db8::/", "e.g. 2001:db8::/32"},
+                                         RejectedCase{"1.2.3.4/+5", "malformed prefix length '+5'"},
+                                         RejectedCase{"1.2.3.4/-5", "malformed prefix length '-5'"},
+                                         RejectedCase{"1.2.3.4/ 5", "malformed prefix length ' 5'"},
+                                         RejectedCase{"1.2.3.4/5 ", "malformed prefix length '5 '"},
+                                         RejectedCase{"1.2.3.4/08", "without sign, spaces or leading zeros"},
+                                         RejectedCase{"1.2.3.0/024", "leading zeros"},
+                                         RejectedCase{"0.0.0.0/00", "leading zeros"},
+                                         RejectedCase{"1.2.3.4/0x18", "malformed prefix length"},
+                                         RejectedCase{"1.2.3.4/24/8", "malformed prefix length '24/8'"},
+                                         RejectedCase{"1.2.3.4/a", "malformed prefix length 'a'"}));
 
 INSTANTIATE_TEST_SUITE_P(
     HostBits, CidrRejected,
-    testing::Values(
-        RejectedCase{"203.0.113.7/24",
-                     "'203.0.113.7/24' has host bits set: did you mean 203.0.113.0/24 (the "
-                     "network) or 203.0.113.7/32 (the host)?"},
-        RejectedCase{"10.1.2.3/8", "10.0.0.0/8 (the network)"},
-        RejectedCase{"192.0.2.129/25", "192.0.2.128/25 (the network)"},
-        RejectedCase{"1.2.3.4/0", "0.0.0.0/0 (the network) or 1.2.3.4/32 (the host)"},
-        RejectedCase{"255.255.255.255/31", "255.255.255.254/31 (the network)"},
-        RejectedCase{"2001:db8::1/64", "2001:db8::/64 (the network) or 2001:db8::1/128 (the host)"},
-        RejectedCase{"2001:db8:ffff::/33", "2001:db8:8000::/33 (the network)"},
-        RejectedCase{"::1/0", "::/0 (the network)"},
-        RejectedCase{"2001:db8::8001:0/97", "2001:db8::8000:0/97 (the network)"}));
+    testing::Values(RejectedCase{"203.0.113.7/24",
+                                 "'203.0.113.7/24' has host bits set: did you mean 203.0.113.0/24 (the "
+                                 "network) or 203.0.113.7/32 (the host)?"},
+                    RejectedCase{"10.1.2.3/8", "10.0.0.0/8 (the network)"},
+                    RejectedCase{"192.0.2.129/25", "192.0.2.128/25 (the network)"},
+                    RejectedCase{"1.2.3.4/0", "0.0.0.0/0 (the network) or 1.2.3.4/32 (the host)"},
+                    RejectedCase{"255.255.255.255/31", "255.255.255.254/31 (the network)"},
+                    RejectedCase{"2001:db8::1/64", "2001:db8::/64 (the network) or 2001:db8::1/128 (the host)"},
+                    RejectedCase{"2001:db8:ffff::/33", "2001:db8:8000::/33 (the network)"},
+                    RejectedCase{"::1/0", "::/0 (the network)"},
+                    RejectedCase{"2001:db8::8001:0/97", "2001:db8::8000:0/97 (the network)"}));
 
 TEST(CidrFormat, UsesTheCompressedCanonicalForm) {
     Cidr v6;
@@ -282,17 +267,14 @@ TEST(CidrFormat, UsesTheCompressedCanonicalForm) {
 
 TEST(CidrFormat, AddressAlone) {
     EXPECT_EQ(format_address(Family::V4, {192, 0, 2, 1}), "192.0.2.1");
-    EXPECT_EQ(format_address(Family::V6, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                          0, 1}),
-              "2001:db8::1");
+    EXPECT_EQ(format_address(Family::V6, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), "2001:db8::1");
     EXPECT_EQ(format_address(Family::V6, {}), "::");
-    EXPECT_EQ(format_address(Family::V6, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4}),
-              "::ffff:1.2.3.4");
+    EXPECT_EQ(format_address(Family::V6, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4}), "::ffff:1.2.3.4");
 }
 
 TEST(CidrFormat, IsTheTextParseAccepts) {
-    for (const char* text : {"0.0.0.0/0", "203.0.113.0/24", "203.0.113.7/32", "::/0",
-                             "2001:db8::/32", "2001:db8::1/128", "fe80::/10"}) {
+    for (const char* text :
+         {"0.0.0.0/0", "203.0.113.0/24", "203.0.113.7/32", "::/0", "2001:db8::/32", "2001:db8::1/128", "fe80::/10"}) {
         EXPECT_EQ(format_cidr(parsed(text)), text);
     }
 }
@@ -311,39 +293,28 @@ class CidrContains : public testing::TestWithParam<ContainsCase> {};
 
 TEST_P(CidrContains, MatchesEveryAddressOfTheInnerPrefix) {
     const ContainsCase& c = GetParam();
-    EXPECT_EQ(parsed(c.outer).contains(parsed(c.inner)), c.contains)
-        << c.outer << " contains " << c.inner;
+    EXPECT_EQ(parsed(c.outer).contains(parsed(c.inner)), c.contains) << c.outer << " contains " << c.inner;
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Table, CidrContains,
-    testing::Values(ContainsCase{"203.0.113.0/24", "203.0.113.0/24", true},
-                    ContainsCase{"203.0.113.0/24", "203.0.113.7", true},
-                    ContainsCase{"203.0.113.0/24", "203.0.113.255", true},
-                    ContainsCase{"203.0.113.0/24", "203.0.113.128/25", true},
-                    ContainsCase{"203.0.113.0/24", "203.0.114.0", false},
-                    ContainsCase{"203.0.113.0/24", "203.0.112.0/23", false},
-                    ContainsCase{"203.0.113.128/25", "203.0.113.0/24", false},
-                    ContainsCase{"203.0.113.128/25", "203.0.113.127", false},
-                    ContainsCase{"0.0.0.0/0", "255.255.255.255", true},
-                    ContainsCase{"0.0.0.0/0", "0.0.0.0/0", true},
-                    ContainsCase{"10.0.0.0/7", "11.255.0.0/16", true},
-                    ContainsCase{"2001:db8::/32", "2001:db8:1::/48", true},
-                    ContainsCase{"2001:db8::/32", "2001:db9::1", false},
-                    ContainsCase{"2001:db8::/33", "2001:db8:8000::1", false},
-                    ContainsCase{"2001:db8::1", "2001:db8::1", true},
-                    ContainsCase{"2001:db8::1", "2001:db8::2", false},
-                    ContainsCase{"::/0", "2001:db8::1", true},
-                    ContainsCase{"::/0", "::ffff:0:0/96", false},
-                    ContainsCase{"0.0.0.0/0", "::/0", false},
-                    ContainsCase{"::/0", "0.0.0.0/0", false},
-                    ContainsCase{"203.0.113.0/24", "::ffff:203.0.113.7", true}));
+    testing::Values(
+        ContainsCase{"203.0.113.0/24", "203.0.113.0/24", true}, ContainsCase{"203.0.113.0/24", "203.0.113.7", true},
+        ContainsCase{"203.0.113.0/24", "203.0.113.255", true}, ContainsCase{"203.0.113.0/24", "203.0.113.128/25", true},
+        ContainsCase{"203.0.113.0/24", "203.0.114.0", false}, ContainsCase{"203.0.113.0/24", "203.0.112.0/23", false},
+        ContainsCase{"203.0.113.128/25", "203.0.113.0/24", false},
+        ContainsCase{"203.0.113.128/25", "203.0.113.127", false}, ContainsCase{"0.0.0.0/0", "255.255.255.255", true},
+        ContainsCase{"0.0.0.0/0", "0.0.0.0/0", true}, ContainsCase{"10.0.0.0/7", "11.255.0.0/16", true},
+        ContainsCase{"2001:db8::/32", "2001:db8:1::/48", true}, ContainsCase{"2001:db8::/32", "2001:db9::1", false},
+        ContainsCase{"2001:db8::/33", "2001:db8:8000::1", false}, ContainsCase{"2001:db8::1", "2001:db8::1", true},
+        ContainsCase{"2001:db8::1", "2001:db8::2", false}, ContainsCase{"::/0", "2001:db8::1", true},
+        ContainsCase{"::/0", "::ffff:0:0/96", false}, ContainsCase{"0.0.0.0/0", "::/0", false},
+        ContainsCase{"::/0", "0.0.0.0/0", false}, ContainsCase{"203.0.113.0/24", "::ffff:203.0.113.7", true}));
 
 TEST(CidrOrder, V4BeforeV6ThenAddressThenPrefixLength) {
     std::vector<Cidr> rules;
-    for (const char* text : {"2001:db8::/32", "203.0.113.0/24", "10.0.0.0/8", "::/0",
-                             "203.0.113.0/25", "10.0.0.0/16", "2001:db8::/48", "0.0.0.0/0",
-                             "203.0.113.128/25"}) {
+    for (const char* text : {"2001:db8::/32", "203.0.113.0/24", "10.0.0.0/8", "::/0", "203.0.113.0/25", "10.0.0.0/16",
+                             "2001:db8::/48", "0.0.0.0/0", "203.0.113.128/25"}) {
         rules.push_back(parsed(text));
     }
     std::sort(rules.begin(), rules.end());
@@ -351,10 +322,9 @@ TEST(CidrOrder, V4BeforeV6ThenAddressThenPrefixLength) {
     for (const Cidr& rule : rules) {
         order.push_back(format_cidr(rule));
     }
-    EXPECT_EQ(order, (std::vector<std::string>{"0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/16",
-                                               "203.0.113.0/24", "203.0.113.0/25",
-                                               "203.0.113.128/25", "::/0", "2001:db8::/32",
-                                               "2001:db8::/48"}));
+    EXPECT_EQ(order,
+              (std::vector<std::string>{"0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/16", "203.0.113.0/24", "203.0.113.0/25",
+                                        "203.0.113.128/25", "::/0", "2001:db8::/32", "2001:db8::/48"}));
 }
 
 TEST(CidrOrder, EqualityComparesFamilyAddressAndLength) {
@@ -373,11 +343,11 @@ TEST(DescribeErrno, HintsAtPrivilegesForPermissionErrors) {
     for (const int err : {EPERM, EACCES}) {
         const std::string text = describe_errno("loading the XDP program", err);
         EXPECT_EQ(text.rfind("loading the XDP program: ", 0), 0u) << text;
-        EXPECT_NE(text.find("(run as root, or with CAP_BPF and CAP_NET_ADMIN)"), std::string::npos)
-            << text;
+        EXPECT_NE(text.find("(run as root, or with CAP_BPF and CAP_NET_ADMIN)"), std::string::npos) << text;
     }
-    EXPECT_EQ(describe_errno("x", EPERM), "x: Operation not permitted (run as root, or with "
-                                          "CAP_BPF and CAP_NET_ADMIN)");
+    EXPECT_EQ(describe_errno("x", EPERM),
+              "x: Operation not permitted (run as root, or with "
+              "CAP_BPF and CAP_NET_ADMIN)");
 }
 
 TEST(DescribeErrno, NoHintForOtherErrors) {

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "text/config.h"
 #include "base/errors.h"
+#include "text/config.h"
 
 namespace smtpfence {
 namespace {
@@ -63,7 +63,8 @@ TEST(BootConfig, ErrorsNameTheLine) {
     EXPECT_NE(message("interfaces = eth0\nports = 0\n").find("smtpfence.conf:2:"), std::string::npos);
     EXPECT_NE(message("interfaces = eth0\npin_dir = relative\n").find("absolute path"), std::string::npos);
     EXPECT_NE(message("interfaces = eth0\nmax_rules = 5\n").find("max_rules"), std::string::npos);
-    EXPECT_EQ(message("mode = auto\n"), "smtpfence.conf: no interfaces: name the ones to guard, e.g. `interfaces = eth0`");
+    EXPECT_EQ(message("mode = auto\n"),
+              "smtpfence.conf: no interfaces: name the ones to guard, e.g. `interfaces = eth0`");
     EXPECT_NE(message("interfaces =\n").find("no interfaces"), std::string::npos);
 }
 

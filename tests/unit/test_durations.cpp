@@ -63,8 +63,8 @@ TEST(RuleDeadline, ForUntilOrNeither) {
     EXPECT_EQ(rule_deadline("90m", "", 1000), 1000u + 5400);
     EXPECT_EQ(rule_deadline("", "2026-12-01T08:00Z", 1796112000 - 60), 1796112000u);
     EXPECT_THROW(rule_deadline("1h", "2026-12-01T08:00Z", 1000), UsageError);
-    EXPECT_THROW(rule_deadline("", "2026-12-01T08:00Z", 1796112000), UsageError);        // not in the future
-    EXPECT_THROW(rule_deadline("", "2040-12-01T08:00Z", 1796112000), UsageError);        // more than 10 years
+    EXPECT_THROW(rule_deadline("", "2026-12-01T08:00Z", 1796112000), UsageError);  // not in the future
+    EXPECT_THROW(rule_deadline("", "2040-12-01T08:00Z", 1796112000), UsageError);  // more than 10 years
 }
 
 TEST(FormatTimeLeft, NeverInAndExpired) {

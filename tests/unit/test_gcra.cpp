@@ -18,8 +18,8 @@ using i128 = __int128;
 
 constexpr uint64_t kSecond = 1'000'000'000;
 constexpr uint64_t kHour = 3600 * kSecond;
-constexpr uint64_t kMinInterval = 1'000;     // 1000000/s
-constexpr uint64_t kMaxInterval = kHour;     // 1/h
+constexpr uint64_t kMinInterval = 1'000;  // 1000000/s
+constexpr uint64_t kMaxInterval = kHour;  // 1/h
 constexpr uint64_t kMaxBurst = 1'000'000;
 constexpr uint64_t k2p62 = uint64_t{1} << 62;
 constexpr uint64_t k2p63 = uint64_t{1} << 63;  // the documented bound on now
@@ -147,8 +147,8 @@ TEST(Gcra, LongIdleNeverGivesMoreThanTheBurst) {
     Pair p(interval, burst, 0);
     EXPECT_EQ(p.admit_many(0, burst), burst);
     uint64_t now = 0;
-    for (uint64_t idle : {uint64_t{burst * interval}, uint64_t{100 * burst * interval}, uint64_t{30 * 24 * kHour},
-                          uint64_t{k2p62}}) {
+    for (uint64_t idle :
+         {uint64_t{burst * interval}, uint64_t{100 * burst * interval}, uint64_t{30 * 24 * kHour}, uint64_t{k2p62}}) {
         now += idle;
         EXPECT_EQ(p.admit_many(now, 3 * burst), burst) << "after " << idle << " ns idle";
     }
@@ -214,13 +214,12 @@ TEST_P(GcraExtreme, FullBurstThenRefillWithoutOverflow) {
     EXPECT_EQ(p.gcra.tat(), later + full);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Bounds, GcraExtreme,
-    testing::Values(Extreme{kMaxInterval, kMaxBurst, false},  // 1/h, burst 1e6, at 2^62
-                    Extreme{kMinInterval, kMaxBurst, false},  // 1e6/s, burst 1e6, at 2^62
-                    Extreme{kMaxInterval, 1, false}, Extreme{kMinInterval, 1, false},
-                    Extreme{kMaxInterval, kMaxBurst, true}, Extreme{kMinInterval, kMaxBurst, true},
-                    Extreme{kMaxInterval, 1, true}));
+INSTANTIATE_TEST_SUITE_P(Bounds, GcraExtreme,
+                         testing::Values(Extreme{kMaxInterval, kMaxBurst, false},  // 1/h, burst 1e6, at 2^62
+                                         Extreme{kMinInterval, kMaxBurst, false},  // 1e6/s, burst 1e6, at 2^62
+                                         Extreme{kMaxInterval, 1, false}, Extreme{kMinInterval, 1, false},
+                                         Extreme{kMaxInterval, kMaxBurst, true}, Extreme{kMinInterval, kMaxBurst, true},
+                                         Extreme{kMaxInterval, 1, true}));
 
 TEST(Gcra, DenialAtTheToleranceBoundary) {
     // tat - now == tolerance admits; one more nanosecond of debt denies.
@@ -262,8 +261,8 @@ bool run_random_key(uint64_t seed, RandomTally& tally) {
 
     uint64_t interval;
     switch (pick(0, 3)) {
-    case 0: interval = kSecond / pick(1, 1'000'000); break;          // an N/s rate
-    case 1: interval = 60 * kSecond / pick(1, 60'000'000); break;    // an N/min rate
+    case 0: interval = kSecond / pick(1, 1'000'000); break;        // an N/s rate
+    case 1: interval = 60 * kSecond / pick(1, 60'000'000); break;  // an N/min rate
     case 2: interval = pick(kMinInterval, kMaxInterval); break;
     default: interval = log_uniform(rng, kMinInterval, kMaxInterval); break;
     }
@@ -285,7 +284,8 @@ bool run_random_key(uint64_t seed, RandomTally& tally) {
     Gcra gcra(interval, burst, now);
     // Half the keys start part-way: some debt, so that large bursts also run dry.
     if (pick(0, 1)) {
-        uint64_t debt = pick(0, 3) == 0 ? pick(0, capacity + interval) : capacity - pick(0, std::min<uint64_t>(capacity, 50 * interval));
+        uint64_t debt = pick(0, 3) == 0 ? pick(0, capacity + interval)
+                                        : capacity - pick(0, std::min<uint64_t>(capacity, 50 * interval));
         if (debt > capacity + interval) debt = capacity + interval;
         model.start_with_debt(now, debt);
         gcra.set_tat(now + debt);
@@ -295,12 +295,21 @@ bool run_random_key(uint64_t seed, RandomTally& tally) {
     for (int i = 0; i < arrivals; ++i) {
         uint64_t gap = 0;
         switch (pick(0, 19)) {
-        case 0: case 1: case 2: case 3: case 4: case 5: case 6: gap = 0; break;  // simultaneous
-        case 7: case 8: case 9: gap = pick(0, interval); break;
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 6: gap = 0; break;  // simultaneous
+        case 7:
+        case 8:
+        case 9: gap = pick(0, interval); break;
         case 10: gap = interval; break;
         case 11: gap = interval - 1; break;
         case 12: gap = interval + 1; break;
-        case 13: case 14: gap = pick(1, 10); break;
+        case 13:
+        case 14: gap = pick(1, 10); break;
         case 15: gap = pick(0, 5 * interval); break;
         case 16: gap = pick(0, capacity); break;
         case 17: gap = capacity + pick(0, 3 * interval); break;  // idle long enough to fill up
@@ -318,8 +327,7 @@ bool run_random_key(uint64_t seed, RandomTally& tally) {
             bool g = gcra.admit(now), m = model.admit(now);
             if (g != m) {
                 ADD_FAILURE() << "seed " << seed << " arrival " << i << " at " << now << ": gcra " << g << ", model "
-                              << m << " (interval " << interval << ", burst " << burst << ", tat " << gcra.tat()
-                              << ")";
+                              << m << " (interval " << interval << ", burst " << burst << ", tat " << gcra.tat() << ")";
                 tally.mismatches++;
                 return false;
             }

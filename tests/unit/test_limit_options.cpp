@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "text/cidr.h"
 #include "base/errors.h"
+#include "text/cidr.h"
 
 namespace smtpfence {
 namespace {
@@ -19,7 +19,9 @@ constexpr uint64_t kSecond = 1'000'000'000;
 constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 3600 * kSecond;
 
-Cidr cidr(std::string_view text) { return parse_cidr(text).cidr; }
+Cidr cidr(std::string_view text) {
+    return parse_cidr(text).cidr;
+}
 
 // The message of the UsageError `fn` throws; fails the test if it throws
 // nothing or something else.
@@ -49,8 +51,8 @@ TEST(ParseRate, IntervalsOfTheThreeUnits) {
     EXPECT_EQ(parse_rate("100/h"), 36'000'000'000u);
     EXPECT_EQ(parse_rate("1/h"), 3'600'000'000'000u);
     EXPECT_EQ(parse_rate("1000000/s"), 1'000u);
-    EXPECT_EQ(parse_rate("60000000/min"), 1'000u);    // the same top speed per minute
-    EXPECT_EQ(parse_rate("3600000000/h"), 1'000u);    // and per hour
+    EXPECT_EQ(parse_rate("60000000/min"), 1'000u);  // the same top speed per minute
+    EXPECT_EQ(parse_rate("3600000000/h"), 1'000u);  // and per hour
 }
 
 TEST(ParseRate, RoundsDownWhenTheRateDoesNotDivideItsUnit) {
@@ -79,10 +81,10 @@ TEST_P(ParseRateRejects, WithAUsageErrorQuotingItAndAnExample) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BadRates, ParseRateRejects,
-                         testing::Values("0/s", "0/min", "0/h", "fast", "5", "5/", "/s", "/", "", "5/sec", "5/S",
-                                         "5/m", "5/hour", "-5/s", "+5/s", "05/s", "00/s", "1000001/s",
-                                         "60000001/min", "3600000001/h", " 5/s", "5/s ", "5 /s", "5/ s", "5.0/s",
-                                         "1e3/s", "0x10/s", "5/s/s", "99999999999999999999/s"));
+                         testing::Values("0/s", "0/min", "0/h", "fast", "5", "5/", "/s", "/", "", "5/sec", "5/S", "5/m",
+                                         "5/hour", "-5/s", "+5/s", "05/s", "00/s", "1000001/s", "60000001/min",
+                                         "3600000001/h", " 5/s", "5/s ", "5 /s", "5/ s", "5.0/s", "1e3/s", "0x10/s",
+                                         "5/s/s", "99999999999999999999/s"));
 
 TEST(ParseRate, SaysWhatIsWrong) {
     EXPECT_NE(rate_error("fast").find("is not a rate"), std::string::npos);
@@ -250,7 +252,9 @@ INSTANTIATE_TEST_SUITE_P(BadScopes, ParseKeyScopeRejects,
 
 // --------------------------------------------------------- key_prefixlen_for
 
-KeyScope per(std::string_view text) { return parse_key_scope(text); }
+KeyScope per(std::string_view text) {
+    return parse_key_scope(text);
+}
 
 std::string key_error(std::string_view scope, std::string_view rule) {
     return usage_error_of([&] { (void)key_prefixlen_for(per(scope), cidr(rule)); },
@@ -305,10 +309,12 @@ TEST(KeyPrefixlenFor, RejectsAKeyLongerThanTheFamilysAddresses) {
     msg = key_error("/128", "203.0.113.0/24");
     EXPECT_NE(msg.find("--per /128 is longer than an IPv4 address (/32)"), std::string::npos) << msg;
     // Not reachable through parse_key_scope, but the check stands on its own.
-    msg = usage_error_of([] { (void)key_prefixlen_for({KeyScope::Kind::Prefix, 129}, cidr("2001:db8::/32")); },
-                         "/129 on 2001:db8::/32");
-    EXPECT_NE(msg.find("--per /129 is longer than an IPv6 address (/128) for 2001:db8::/32"), std::string::npos)
-        << msg;
+    msg = usage_error_of(
+        [] {
+            (void)key_prefixlen_for({KeyScope::Kind::Prefix, 129}, cidr("2001:db8::/32"));
+        },
+        "/129 on 2001:db8::/32");
+    EXPECT_NE(msg.find("--per /129 is longer than an IPv6 address (/128) for 2001:db8::/32"), std::string::npos) << msg;
 }
 
 // -------------------------------------------------------------- describe_key

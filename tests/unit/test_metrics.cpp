@@ -29,8 +29,17 @@ Rule make_rule(const char* cidr, Action action, rule_counters counters, uint32_t
 MetricsView sample_view() {
     MetricsView v;
     v.version = "0.1.0";
-    v.counters = {.seen = 5120, .passed = 5080, .dropped = 40, .smtp = 310, .smtp_syn = 52, .smtp_attempts = 17,
-                  .dropped_attempts = 6, .fragments = 1, .malformed = 2, .would_drop = 3, .events = 1,
+    v.counters = {.seen = 5120,
+                  .passed = 5080,
+                  .dropped = 40,
+                  .smtp = 310,
+                  .smtp_syn = 52,
+                  .smtp_attempts = 17,
+                  .dropped_attempts = 6,
+                  .fragments = 1,
+                  .malformed = 2,
+                  .would_drop = 3,
+                  .events = 1,
                   .events_suppressed = 4};
     v.rules = {make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0, 5, 5, 0}, 1),
                make_rule("198.51.100.0/22", Action::Limit, {30, 12, 10, 2, 0, 20, 1, 0}, 2),
@@ -151,14 +160,12 @@ TEST(MetricsText, RulesLabelledByCidrAndAction) {
     EXPECT_TRUE(has_line(text, R"(smtpfence_rules{action="limit"} 1)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_matched_total{rule="203.0.113.0/24",action="block"} 40)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_dropped_total{rule="203.0.113.0/24",action="block"} 40)"));
-    EXPECT_TRUE(
-        has_line(text, R"(smtpfence_rule_connection_attempts_total{rule="203.0.113.0/24",action="block"} 5)"));
+    EXPECT_TRUE(has_line(text, R"(smtpfence_rule_connection_attempts_total{rule="203.0.113.0/24",action="block"} 5)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_dropped_attempts_total{rule="203.0.113.0/24",action="block"} 5)"));
     EXPECT_TRUE(
         has_line(text, R"(smtpfence_rule_connection_attempts_total{rule="198.51.100.0/22",action="limit"} 20)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_dropped_attempts_total{rule="198.51.100.0/22",action="limit"} 1)"));
-    EXPECT_TRUE(
-        has_line(text, R"(smtpfence_rule_would_drop_attempts_total{rule="2001:db8::/32",action="allow"} 0)"));
+    EXPECT_TRUE(has_line(text, R"(smtpfence_rule_would_drop_attempts_total{rule="2001:db8::/32",action="allow"} 0)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_rate_dropped_total{rule="198.51.100.0/22",action="limit"} 10)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_conns_dropped_total{rule="198.51.100.0/22",action="limit"} 2)"));
     EXPECT_TRUE(has_line(text, R"(smtpfence_rule_would_drop_total{rule="2001:db8::/32",action="allow"} 0)"));

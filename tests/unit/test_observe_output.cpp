@@ -109,8 +109,17 @@ TEST(StatsText, TableWithoutAndWithRates) {
     StatsSnapshot before, after;
     before.taken_ns = 10 * kSecond;
     after.taken_ns = 11 * kSecond;
-    after.global = {.seen = 60, .passed = 20, .dropped = 40, .smtp = 50, .smtp_syn = 50, .smtp_attempts = 15,
-                    .dropped_attempts = 5, .fragments = 0, .malformed = 0, .would_drop = 0, .events = 1,
+    after.global = {.seen = 60,
+                    .passed = 20,
+                    .dropped = 40,
+                    .smtp = 50,
+                    .smtp_syn = 50,
+                    .smtp_attempts = 15,
+                    .dropped_attempts = 5,
+                    .fragments = 0,
+                    .malformed = 0,
+                    .would_drop = 0,
+                    .events = 1,
                     .events_suppressed = 0};
     // 40 SYN packets dropped: 5 attempts, each sent 8 times.
     Rule block = make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0, 5, 5, 0}, 7);
@@ -234,7 +243,8 @@ TEST(ComputeTop, RanksByRateThenTotalThenAddress) {
 TEST(ComputeTop, RanksByAttemptsNotSynPackets) {
     // A retransmits every attempt 8 times; B makes more attempts, each once.
     auto before = snapshot(0, {entry("203.0.113.10", 25, 0, 0, 0, 1, 1), entry("198.51.100.10", 25, 0, 0, 0, 1, 1)});
-    auto after = snapshot(kSecond, {entry("203.0.113.10", 25, 5, 0, 40, 1, 9), entry("198.51.100.10", 25, 6, 6, 0, 1, 9)});
+    auto after = snapshot(kSecond,
+                          {entry("203.0.113.10", 25, 5, 0, 40, 1, 9), entry("198.51.100.10", 25, 6, 6, 0, 1, 9)});
     after.entries[0].stats.syn_packets = 40;
     TopView view = compute_top(before, after, {}, {}, 65536);
     ASSERT_EQ(view.rows.size(), 2u);
@@ -247,10 +257,10 @@ TEST(ComputeTop, RanksByAttemptsNotSynPackets) {
 
 TEST(ComputeTop, AddsUpPortsUnlessOneIsAskedFor) {
     auto before = snapshot(0, {});
-    auto after = snapshot(kSecond, {entry("203.0.113.10", 25, 6, 6, 0, 100, 500),
-                                    entry("203.0.113.10", 587, 4, 0, 4, 200, 900, FENCE_VERDICT_BLOCKED, 3,
-                                          FENCE_ACTION_BLOCK, 24),
-                                    entry("198.51.100.10", 587, 1, 1, 0, 100, 100)});
+    auto after = snapshot(
+        kSecond, {entry("203.0.113.10", 25, 6, 6, 0, 100, 500),
+                  entry("203.0.113.10", 587, 4, 0, 4, 200, 900, FENCE_VERDICT_BLOCKED, 3, FENCE_ACTION_BLOCK, 24),
+                  entry("198.51.100.10", 587, 1, 1, 0, 100, 100)});
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, {}, 3)};
     TopView all = compute_top(before, after, rules, {}, 65536);
     ASSERT_EQ(all.rows.size(), 2u);
@@ -284,8 +294,8 @@ TEST(ComputeTop, ASourceTheLruForgotCountsFromZero) {
 }
 
 TEST(ComputeTop, NamesARemovedRuleByTheMaskedSource) {
-    auto after = snapshot(kSecond, {entry("203.0.113.77", 25, 1, 0, 1, 1, 2, FENCE_VERDICT_BLOCKED, 9,
-                                          FENCE_ACTION_BLOCK, 24)});
+    auto after = snapshot(kSecond,
+                          {entry("203.0.113.77", 25, 1, 0, 1, 1, 2, FENCE_VERDICT_BLOCKED, 9, FENCE_ACTION_BLOCK, 24)});
     TopView view = compute_top(snapshot(0, {}), after, {}, {}, 65536);
     ASSERT_TRUE(view.rows[0].last_rule.has_value());
     EXPECT_TRUE(view.rows[0].last_rule->removed);
@@ -332,10 +342,10 @@ TEST(TopOutput, TextLineAndJsonHaveTheSameFields) {
     const auto& s = j["sources"][0];
     std::vector<std::string> keys;
     for (auto it = s.begin(); it != s.end(); ++it) keys.push_back(it.key());
-    EXPECT_EQ(keys, (std::vector<std::string>{"source", "family", "ports", "attempts_per_s", "attempts",
-                                              "dropped_attempts", "syn_packets_per_s", "syn_packets", "passed",
-                                              "blocked", "limited", "would_drop", "first_seen", "last_seen",
-                                              "last_verdict", "rule"}));
+    EXPECT_EQ(keys,
+              (std::vector<std::string>{"source", "family", "ports", "attempts_per_s", "attempts", "dropped_attempts",
+                                        "syn_packets_per_s", "syn_packets", "passed", "blocked", "limited",
+                                        "would_drop", "first_seen", "last_seen", "last_verdict", "rule"}));
     EXPECT_EQ(s["source"], "203.0.113.10");
     EXPECT_EQ(s["family"], "ipv4");
     EXPECT_EQ(s["ports"], nlohmann::ordered_json::array({25}));
@@ -373,18 +383,16 @@ TEST(Verdicts, Names) {
 }
 
 TEST(Events, TextNamesSourcePortAndRule) {
-    EXPECT_EQ(event_text(make_event("203.0.113.10", 25, FENCE_VERDICT_BLOCKED, FENCE_ACTION_BLOCK, 24, 7,
-                                    99 * kSecond),
+    EXPECT_EQ(event_text(make_event("203.0.113.10", 25, FENCE_VERDICT_BLOCKED, FENCE_ACTION_BLOCK, 24, 7, 99 * kSecond),
                          kOffset),
               "2026-11-25T22:20:00Z first drop: 203.0.113.10 -> port 25 by block 203.0.113.0/24 (rule 7)\n");
-    EXPECT_EQ(event_text(make_event("2001:db8:bad::1", 587, FENCE_VERDICT_RATE, FENCE_ACTION_LIMIT, 48, 8, 0),
-                         kOffset),
+    EXPECT_EQ(event_text(make_event("2001:db8:bad::1", 587, FENCE_VERDICT_RATE, FENCE_ACTION_LIMIT, 48, 8, 0), kOffset),
               "2026-11-25T22:18:21Z first drop (rate): 2001:db8:bad::1 -> port 587 by limit 2001:db8:bad::/48 "
               "(rule 8)\n");
-    EXPECT_EQ(event_text(make_event("198.51.100.7", 25, FENCE_VERDICT_WOULD_DROP, FENCE_ACTION_BLOCK, 32, 9, 0),
-                         kOffset),
-              "2026-11-25T22:18:21Z would drop (dry run): 198.51.100.7 -> port 25 by block 198.51.100.7/32 "
-              "(rule 9)\n");
+    EXPECT_EQ(
+        event_text(make_event("198.51.100.7", 25, FENCE_VERDICT_WOULD_DROP, FENCE_ACTION_BLOCK, 32, 9, 0), kOffset),
+        "2026-11-25T22:18:21Z would drop (dry run): 198.51.100.7 -> port 25 by block 198.51.100.7/32 "
+        "(rule 9)\n");
 }
 
 TEST(Events, JsonFields) {

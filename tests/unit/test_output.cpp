@@ -84,8 +84,7 @@ Rule upstream_limit() {
 }
 // 10/min burst 3, at most 2 open, per /56.
 Rule v6_limit() {
-    return make_limit("2001:db8:bad::/48", {1234, 1000, 600, 400, 0, 400, 250, 0}, {6'000'000'000, 3, 2, 56}, 17,
-                      "");
+    return make_limit("2001:db8:bad::/48", {1234, 1000, 600, 400, 0, 400, 250, 0}, {6'000'000'000, 3, 2, 56}, 17, "");
 }
 // At most 3 open per source, no rate.
 Rule conns_limit() {
@@ -96,7 +95,8 @@ TEST(DescribeLimit, RateCapAndKey) {
     EXPECT_EQ(describe_limit(upstream_limit().limit, upstream_limit().cidr), "5/s burst 5 per rule");
     EXPECT_EQ(describe_limit(v6_limit().limit, v6_limit().cidr), "10/min burst 3, at most 2 open per /56");
     EXPECT_EQ(describe_limit(conns_limit().limit, conns_limit().cidr), "at most 3 open per source");
-    EXPECT_EQ(describe_limit({3'600'000'000'000, 1, 0, 64}, parse_cidr("2001:db8::/32").cidr), "1/h burst 1 per source");
+    EXPECT_EQ(describe_limit({3'600'000'000'000, 1, 0, 64}, parse_cidr("2001:db8::/32").cidr),
+              "1/h burst 1 per source");
     EXPECT_EQ(describe_limit({2'000'000'000, 1, 0, 24}, parse_cidr("10.0.0.0/8").cidr), "30/min burst 1 per /24");
 }
 
@@ -217,8 +217,15 @@ StatusView sample_status() {
                 make_rule("203.0.113.20", Action::Allow, 0, 0, ""),
                 make_rule("2001:db8::/32", Action::Block, 0, 0, "")};
     st.capacity = 65536;
-    st.counters = {.seen = 100, .passed = 90, .dropped = 10, .smtp = 30, .smtp_syn = 12, .smtp_attempts = 4,
-                   .dropped_attempts = 3, .fragments = 1, .malformed = 2};
+    st.counters = {.seen = 100,
+                   .passed = 90,
+                   .dropped = 10,
+                   .smtp = 30,
+                   .smtp_syn = 12,
+                   .smtp_attempts = 4,
+                   .dropped_attempts = 3,
+                   .fragments = 1,
+                   .malformed = 2};
     return st;
 }
 
@@ -287,8 +294,8 @@ TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
     std::vector<std::string> keys;
     for (const auto& [key, value] : j.items()) keys.push_back(key);
     EXPECT_EQ(keys, (std::vector<std::string>{"version", "layout_version", "pin_dir", "program_id", "interfaces",
-                                              "ports", "rules", "limits", "rule_list", "warn_block_age_s",
-                                              "state_file", "counters", "warnings"}));
+                                              "ports", "rules", "limits", "rule_list", "warn_block_age_s", "state_file",
+                                              "counters", "warnings"}));
 }
 
 TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
@@ -296,12 +303,13 @@ TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
     st.rules = {make_rule("203.0.113.0/24", Action::Block, 0, 0, "storm"), upstream_limit(), v6_limit()};
     st.now_unix = 1795600000 + 3;
     std::string text = status_text(st);
-    EXPECT_NE(text.find("IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
-                        "  ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     "
-                        "FROM  REASON\n"
-                        "  block   203.0.113.0/24           0        0         0                 0  3s   never    alice  "
-                        "mx1   storm\n"),
-              std::string::npos)
+    EXPECT_NE(
+        text.find("IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
+                  "  ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     "
+                  "FROM  REASON\n"
+                  "  block   203.0.113.0/24           0        0         0                 0  3s   never    alice  "
+                  "mx1   storm\n"),
+        std::string::npos)
         << text;
     EXPECT_NE(text.find("          ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
                         "SYN packets allowed 234, dropped by rate 600, by max-conns 400; attempts 400, dropped 250\n"
@@ -347,8 +355,9 @@ TEST(StatusWarnings, MissingOrBrokenStateFile) {
     st.state.path = "/x/s.rules";
     auto w = status_warnings(st);
     ASSERT_EQ(w.size(), 1u);
-    EXPECT_EQ(w[0], "no state file at /x/s.rules: the rules would not survive a reboot; `smtpfence save /x/s.rules` "
-                    "saves what is in force");
+    EXPECT_EQ(w[0],
+              "no state file at /x/s.rules: the rules would not survive a reboot; `smtpfence save /x/s.rules` "
+              "saves what is in force");
     st.state.exists = true;
     st.state.error = "/x/s.rules:3: bad";
     w = status_warnings(st);
@@ -430,9 +439,10 @@ TEST(StatusWarnings, BlocksOlderThanTheThreshold) {
     st.warn_block_age_s = 3 * kDay;
     auto w = status_warnings(st);
     ASSERT_EQ(w.size(), 1u);
-    EXPECT_EQ(w[0], "1 block is older than 3d: 203.0.113.0/24 (4d); senders bounce the mail a block defers when "
-                    "their queue lifetime ends (Postfix 5d, Exim about 4d): lift or narrow it (`smtpfence remove "
-                    "CIDR`); --warn-block-age sets the threshold");
+    EXPECT_EQ(w[0],
+              "1 block is older than 3d: 203.0.113.0/24 (4d); senders bounce the mail a block defers when "
+              "their queue lifetime ends (Postfix 5d, Exim about 4d): lift or narrow it (`smtpfence remove "
+              "CIDR`); --warn-block-age sets the threshold");
     st.warn_block_age_s = kDay;
     w = status_warnings(st);
     ASSERT_EQ(w.size(), 1u);

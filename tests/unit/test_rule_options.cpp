@@ -30,14 +30,16 @@ TEST(CheckBreadth, BlockAndLimitNeedForceAllowNever) {
     try {
         check_breadth(cidr("0.0.0.0/0"), Action::Block, false);
     } catch (const UsageError& e) {
-        EXPECT_STREQ(e.what(), "block 0.0.0.0/0 covers every IPv4 sender (anything shorter than /8 does): if that "
-                               "is what you mean, add --force");
+        EXPECT_STREQ(e.what(),
+                     "block 0.0.0.0/0 covers every IPv4 sender (anything shorter than /8 does): if that "
+                     "is what you mean, add --force");
     }
     try {
         check_breadth(cidr("2000::/16"), Action::Limit, false);
     } catch (const UsageError& e) {
-        EXPECT_STREQ(e.what(), "limit 2000::/16 covers a whole /16 of the IPv6 Internet (anything shorter than /32 "
-                               "does): if that is what you mean, add --force");
+        EXPECT_STREQ(e.what(),
+                     "limit 2000::/16 covers a whole /16 of the IPv6 Internet (anything shorter than /32 "
+                     "does): if that is what you mean, add --force");
     }
 }
 
@@ -59,8 +61,8 @@ TEST(CheckDryRun, AllowAndMaxConnsCannotDryRun) {
 }
 
 TEST(CoverageWarnings, HostAddressesAndAllowRules) {
-    std::vector<HostAddress> host{{cidr("203.0.113.1"), "eth0"}, {cidr("2001:db8:1::1"), "eth0"},
-                                  {cidr("127.0.0.1"), "lo"}};
+    std::vector<HostAddress> host{
+        {cidr("203.0.113.1"), "eth0"}, {cidr("2001:db8:1::1"), "eth0"}, {cidr("127.0.0.1"), "lo"}};
     Rule allow;
     allow.cidr = cidr("203.0.113.25");
     allow.action = Action::Allow;
@@ -71,10 +73,12 @@ TEST(CoverageWarnings, HostAddressesAndAllowRules) {
 
     auto w = coverage_warnings(cidr("203.0.113.0/24"), Action::Block, rules, host);
     ASSERT_EQ(w.size(), 2u);
-    EXPECT_EQ(w[0], "block 203.0.113.0/24 covers 203.0.113.1, an address of this host (eth0): SMTP connections "
-                    "from it to this host's guarded interfaces are judged by this rule");
-    EXPECT_EQ(w[1], "block 203.0.113.0/24 covers the allow rule 203.0.113.25/32 (their MX), which keeps letting its "
-                    "sources in: remove it if they should be fenced too");
+    EXPECT_EQ(w[0],
+              "block 203.0.113.0/24 covers 203.0.113.1, an address of this host (eth0): SMTP connections "
+              "from it to this host's guarded interfaces are judged by this rule");
+    EXPECT_EQ(w[1],
+              "block 203.0.113.0/24 covers the allow rule 203.0.113.25/32 (their MX), which keeps letting its "
+              "sources in: remove it if they should be fenced too");
     EXPECT_TRUE(coverage_warnings(cidr("198.51.100.0/24"), Action::Limit, rules, host).empty());
     EXPECT_TRUE(coverage_warnings(cidr("203.0.113.0/24"), Action::Allow, rules, host).empty());
     EXPECT_EQ(coverage_warnings(cidr("2001:db8::/32"), Action::Limit, rules, host).size(), 1u);
@@ -84,9 +88,8 @@ TEST(CoverageWarnings, HostAddressesAndAllowRules) {
 
 TEST(HostAddresses, IncludesLoopback) {
     auto host = host_addresses();
-    bool loopback = std::any_of(host.begin(), host.end(), [](const HostAddress& h) {
-        return h.address == parse_cidr("127.0.0.1").cidr;
-    });
+    bool loopback = std::any_of(host.begin(), host.end(),
+                                [](const HostAddress& h) { return h.address == parse_cidr("127.0.0.1").cidr; });
     EXPECT_TRUE(loopback);
 }
 

@@ -82,7 +82,8 @@ TEST(RuleSetFile, RoundTripsEveryField) {
     EXPECT_EQ(format_cidr(set.rules[0].cidr), "198.51.100.0/24");
     EXPECT_EQ(format_cidr(set.rules[5].cidr), "2001:db8:bad::/48");
     for (const auto& rule : rules) {
-        auto it = std::find_if(set.rules.begin(), set.rules.end(), [&](const RuleSpec& s) { return s.cidr == rule.cidr; });
+        auto it = std::find_if(set.rules.begin(), set.rules.end(),
+                               [&](const RuleSpec& s) { return s.cidr == rule.cidr; });
         ASSERT_NE(it, set.rules.end());
         EXPECT_TRUE(matches_spec(rule, *it)) << rule_command(*it);
         EXPECT_TRUE(it->exact);
@@ -131,23 +132,23 @@ TEST_P(RuleSetFileError, NamesFileAndLine) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    BadLines, RuleSetFileError,
-    testing::Values(BadLine{"frobnicate 1.2.3.4", "'frobnicate' is not a rule"},
-                    BadLine{"block", "needs a prefix"}, BadLine{"block 203.0.113.7/24", "did you mean"},
-                    BadLine{"block 203.0.113.0/24 --reason \"open", "quote is not closed"},
-                    BadLine{"block 203.0.113.0/24 --reason", "--reason needs a value"},
-                    BadLine{"block 203.0.113.0/24 --rate 5/s", "unknown option --rate for block"},
-                    BadLine{"block 203.0.113.0/24 --for 1h", "--until"},
-                    BadLine{"block 203.0.113.0/24 --until soon", "--until 'soon'"},
-                    BadLine{"block 203.0.113.0/24 --dry-run --dry-run", "given twice"},
-                    BadLine{"allow 203.0.113.0/24 --dry-run", "drops nothing"},
-                    BadLine{"limit 203.0.113.0/24 --max-conns 3 --dry-run", "live rules only"},
-                    BadLine{"limit 203.0.113.0/24", "limit needs --rate"},
-                    BadLine{"limit 203.0.113.0/24 --rate 5/s --per /16", "wider than the rule"},
-                    BadLine{"ports 25", "ports is given twice"},
-                    BadLine{"block ::ffff:203.0.113.0/120", "write it as 203.0.113.0/24"},
-                    BadLine{"block 203.0.113.0/24 --bogus 1", "unknown option --bogus"}));
+INSTANTIATE_TEST_SUITE_P(BadLines, RuleSetFileError,
+                         testing::Values(BadLine{"frobnicate 1.2.3.4", "'frobnicate' is not a rule"},
+                                         BadLine{"block", "needs a prefix"},
+                                         BadLine{"block 203.0.113.7/24", "did you mean"},
+                                         BadLine{"block 203.0.113.0/24 --reason \"open", "quote is not closed"},
+                                         BadLine{"block 203.0.113.0/24 --reason", "--reason needs a value"},
+                                         BadLine{"block 203.0.113.0/24 --rate 5/s", "unknown option --rate for block"},
+                                         BadLine{"block 203.0.113.0/24 --for 1h", "--until"},
+                                         BadLine{"block 203.0.113.0/24 --until soon", "--until 'soon'"},
+                                         BadLine{"block 203.0.113.0/24 --dry-run --dry-run", "given twice"},
+                                         BadLine{"allow 203.0.113.0/24 --dry-run", "drops nothing"},
+                                         BadLine{"limit 203.0.113.0/24 --max-conns 3 --dry-run", "live rules only"},
+                                         BadLine{"limit 203.0.113.0/24", "limit needs --rate"},
+                                         BadLine{"limit 203.0.113.0/24 --rate 5/s --per /16", "wider than the rule"},
+                                         BadLine{"ports 25", "ports is given twice"},
+                                         BadLine{"block ::ffff:203.0.113.0/120", "write it as 203.0.113.0/24"},
+                                         BadLine{"block 203.0.113.0/24 --bogus 1", "unknown option --bogus"}));
 
 TEST(RuleSetFile, ASecondRuleForAPrefixIsAnError) {
     EXPECT_THROW(parse_rule_set("block 203.0.113.0/24\nallow 203.0.113.0/24\n", "f"), UsageError);

@@ -36,8 +36,8 @@ void add_cidr_argument(CLI::App* cmd, RuleOptions& options) {
 
 void add_reason_and_expiry_options(CLI::App* cmd, RuleOptions& options) {
     cmd->add_option("--reason", options.reason, "why, for whoever reads `smtpfence list` next");
-    auto* for_opt =
-        cmd->add_option("--for", options.for_text, "the rule ends by itself after this long: 90m, 2h, 1d12h, 45s");
+    auto* for_opt = cmd->add_option("--for", options.for_text,
+                                    "the rule ends by itself after this long: 90m, 2h, 1d12h, 45s");
     cmd->add_option("--until", options.until,
                     "the rule ends by itself at this time: 2026-12-01T08:00 (local), or with Z / +HH:MM")
         ->excludes(for_opt);

@@ -112,8 +112,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (app.get_subcommands().empty() && !app.remaining().empty()) {
-            err << "smtpfence: unknown command '" << app.remaining().front() << "'; commands: " << command_names(commands)
-                << " (see --help)\n";
+            err << "smtpfence: unknown command '" << app.remaining().front()
+                << "'; commands: " << command_names(commands) << " (see --help)\n";
             return kExitUsage;
         }
         std::ostringstream help_out, help_err;

@@ -82,8 +82,8 @@ int run_detach(const DetachOptions& options, const CliContext& ctx) {
         if (std::find(not_attached.begin(), not_attached.end(), name) != not_attached.end()) {
             ctx.err << "note: " << name << " was not attached: nothing to do\n";
         } else {
-            ctx.out << "detached " << name << ": its SMTP traffic is no longer filtered; rules stay in "
-                    << ctx.pin_dir << '\n';
+            ctx.out << "detached " << name << ": its SMTP traffic is no longer filtered; rules stay in " << ctx.pin_dir
+                    << '\n';
         }
     }
     return kExitOk;

@@ -135,10 +135,15 @@ void serve(const std::string& pin_dir, const ListenAddress& address, std::ostrea
             }
         };
     };
-    server.Get("/metrics", handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir))); },
-                                  kMetricsContentType));
-    server.Get("/rules", handle([&](const httplib::Request&) { return rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s).dump(2) + "\n"; },
-                                kJsonContentType));
+    server.Get("/metrics",
+               handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir))); },
+                      kMetricsContentType));
+    server.Get("/rules", handle(
+                             [&](const httplib::Request&) {
+                                 return rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s).dump(2) +
+                                        "\n";
+                             },
+                             kJsonContentType));
     server.Get("/top", handle([&](const httplib::Request& req) { return top_body(pin_dir, req); }, kJsonContentType));
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (res.status == 404) {

@@ -41,7 +41,8 @@ int run_status(const StatusOptions& options, const CliContext& ctx) {
         for (const auto& att : st.attachments) {
             if (att.ifindex == 0) continue;
             RootQdisc root = root_qdisc(att.name);
-            if (!root.ours()) st.unpaced_interfaces.push_back(att.name + " (root qdisc " + root.kind + " " + root.handle + ")");
+            if (!root.ours())
+                st.unpaced_interfaces.push_back(att.name + " (root qdisc " + root.kind + " " + root.handle + ")");
         }
     }
     st.warnings = status_warnings(st);

@@ -81,8 +81,9 @@ void attach_sockops(const std::string& pin_dir, int prog_fd, std::vector<std::st
     }
     std::string root = cgroup2_root();
     if (root.empty()) {
-        notes.push_back("cgroup v2 is not mounted: `limit --max-conns` cannot count connections (block, allow and "
-                        "--rate work); mount it with `mount -t cgroup2 none /sys/fs/cgroup/unified`");
+        notes.push_back(
+            "cgroup v2 is not mounted: `limit --max-conns` cannot count connections (block, allow and "
+            "--rate work); mount it with `mount -t cgroup2 none /sys/fs/cgroup/unified`");
         return;
     }
     UniqueFd cgroup(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -187,8 +188,8 @@ uint32_t pinned_program_id(const std::string& pin_dir) {
     return prog ? prog_info(prog->get(), pin).id : 0;
 }
 
-std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
-                                  XdpMode mode, uint32_t max_rules, std::vector<std::string>& notes) {
+std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces, XdpMode mode,
+                                  uint32_t max_rules, std::vector<std::string>& notes) {
     // Before anything is created or loaded: an incompatible pin dir stays as it is.
     check_pinned_layout(pin_dir);
     // While interfaces are guarded the fence has one namespace, theirs (the

@@ -16,9 +16,9 @@ XdpMode parse_xdp_mode(const std::string& mode);
 
 // One pinned attachment, for `status`.
 struct Attachment {
-    std::string name;      // interface name the link was pinned under
-    int ifindex = 0;       // 0 when the interface is gone
-    std::string mode;      // "native", "generic" or "detached"
+    std::string name;  // interface name the link was pinned under
+    int ifindex = 0;   // 0 when the interface is gone
+    std::string mode;  // "native", "generic" or "detached"
     uint32_t program_id = 0;
     uint32_t link_id = 0;
 };
@@ -43,8 +43,8 @@ struct AttachOutcome {
 // Loads the program (see LoadedProgram), swaps it atomically into every
 // existing attachment, and attaches it to `interfaces`. `notes` gets lines
 // worth telling the user.
-std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
-                                  XdpMode mode, uint32_t max_rules, std::vector<std::string>& notes);
+std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces, XdpMode mode,
+                                  uint32_t max_rules, std::vector<std::string>& notes);
 
 // Detaches from `interfaces`; rules and counters stay pinned. Returns the
 // interfaces that were not attached.

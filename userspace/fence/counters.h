@@ -65,8 +65,8 @@ inline constexpr CounterField<rule_counters> kRuleCounters[] = {
      "SYN packets a limit rule dropped because the key had its maximum of open connections."},
     {"would_drop", &rule_counters::would_drop, "smtpfence_rule_would_drop_total", nullptr,
      "Packets a dry-run rule would have dropped (none were)."},
-    {"would_drop_attempts", &rule_counters::would_drop_attempts, "smtpfence_rule_would_drop_attempts_total",
-     nullptr, "Connection attempts whose first SYN a dry-run rule would have dropped (none were)."},
+    {"would_drop_attempts", &rule_counters::would_drop_attempts, "smtpfence_rule_would_drop_attempts_total", nullptr,
+     "Connection attempts whose first SYN a dry-run rule would have dropped (none were)."},
 };
 
 // Every member of the two structs is in its table: a counter added to the ABI

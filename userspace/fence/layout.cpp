@@ -58,8 +58,8 @@ void check_layout_against(const std::string& pin_dir, const bpf_object* obj) {
         if (info.type != static_cast<__u32>(bpf_map__type(map)) || info.key_size != bpf_map__key_size(map) ||
             info.value_size != bpf_map__value_size(map)) {
             differences.push_back(std::string(name) + " (key " + std::to_string(info.key_size) + " / value " +
-                                  std::to_string(info.value_size) + " bytes, this build: " +
-                                  std::to_string(bpf_map__key_size(map)) + " / " +
+                                  std::to_string(info.value_size) +
+                                  " bytes, this build: " + std::to_string(bpf_map__key_size(map)) + " / " +
                                   std::to_string(bpf_map__value_size(map)) + ")");
             continue;
         }

@@ -29,7 +29,7 @@ std::vector<std::string> netns_candidates() {
     std::vector<std::string> paths;
     std::set<std::pair<dev_t, ino_t>> seen;
     auto add = [&](const std::string& path) {
-        struct stat st{};
+        struct stat st {};
         if (::stat(path.c_str(), &st) == 0 && seen.insert({st.st_dev, st.st_ino}).second) paths.push_back(path);
     };
     auto each_entry = [](const char* dir, auto&& visit) {

@@ -182,7 +182,8 @@ TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, c
         row.blocked += e.stats.blocked;
         row.limited += e.stats.limited;
         row.would_drop += e.stats.would_drop;
-        if (row.first_seen_ns == 0 || e.stats.first_seen_ns < row.first_seen_ns) row.first_seen_ns = e.stats.first_seen_ns;
+        if (row.first_seen_ns == 0 || e.stats.first_seen_ns < row.first_seen_ns)
+            row.first_seen_ns = e.stats.first_seen_ns;
         const source_stats* prior = it == earlier.end() ? nullptr : it->second;
         acc.new_attempts += counted_since(prior, e.stats, &source_stats::attempts);
         acc.new_syn_packets += counted_since(prior, e.stats, &source_stats::syn_packets);
@@ -193,8 +194,7 @@ TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, c
         TopRow& row = acc.row;
         std::sort(row.ports.begin(), row.ports.end());
         row.attempts_per_s = view.interval_s > 0 ? static_cast<double>(acc.new_attempts) / view.interval_s : 0;
-        row.syn_packets_per_s =
-            view.interval_s > 0 ? static_cast<double>(acc.new_syn_packets) / view.interval_s : 0;
+        row.syn_packets_per_s = view.interval_s > 0 ? static_cast<double>(acc.new_syn_packets) / view.interval_s : 0;
         const source_stats& last = *acc.latest;
         row.last_seen_ns = last.last_seen_ns;
         row.last_verdict = last.last_verdict;

@@ -83,7 +83,7 @@ private:
 struct RuleRef {
     uint32_t rule_id = 0;
     Action action = Action::Block;
-    Cidr cidr;             // the rule's prefix (the source masked to it)
+    Cidr cidr;  // the rule's prefix (the source masked to it)
     bool dry_run = false;
     bool removed = false;  // no rule with this id exists any more
 };
@@ -92,11 +92,11 @@ struct RuleRef {
 struct TopRow {
     Family family = Family::V4;
     std::array<uint8_t, 16> addr{};
-    std::vector<uint16_t> ports;  // ascending
-    double attempts_per_s = 0;     // connection attempts, over the sampling interval
-    double syn_packets_per_s = 0;  // SYN packets (retransmissions included), likewise
-    uint64_t attempts = 0;         // totals since first seen (or forgotten by the LRU)
-    uint64_t dropped_attempts = 0; // attempts whose first SYN was dropped
+    std::vector<uint16_t> ports;    // ascending
+    double attempts_per_s = 0;      // connection attempts, over the sampling interval
+    double syn_packets_per_s = 0;   // SYN packets (retransmissions included), likewise
+    uint64_t attempts = 0;          // totals since first seen (or forgotten by the LRU)
+    uint64_t dropped_attempts = 0;  // attempts whose first SYN was dropped
     uint64_t syn_packets = 0;
     // The verdicts, per SYN packet:
     uint64_t passed = 0;
@@ -110,8 +110,8 @@ struct TopRow {
 };
 
 struct TopQuery {
-    size_t limit = 10;              // rows shown
-    std::optional<uint16_t> port;   // only this port; else a source's ports are added up
+    size_t limit = 10;             // rows shown
+    std::optional<uint16_t> port;  // only this port; else a source's ports are added up
 };
 
 struct TopView {

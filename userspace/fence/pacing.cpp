@@ -100,8 +100,8 @@ CommandResult tc_checked(const std::string& ifname, const std::vector<std::strin
     if (r.status != 0) {
         std::string msg = r.err;
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        throw RuntimeError("pace " + ifname + ": `" + command_text(args) + "` failed: " +
-                           (msg.empty() ? "exit " + std::to_string(r.status) : msg));
+        throw RuntimeError("pace " + ifname + ": `" + command_text(args) +
+                           "` failed: " + (msg.empty() ? "exit " + std::to_string(r.status) : msg));
     }
     return r;
 }
@@ -187,9 +187,9 @@ void sync_pace_classes(const std::string& ifname, const std::vector<PaceClass>& 
         // Every packet costs FENCE_PACE_PACKET_COST bytes (size table), so a
         // class's byte rate is a packet rate with a burst of one packet. No
         // default class: unsteered packets take HTB's direct queue, unshaped.
-        tc_checked(ifname, {"qdisc", "replace", "dev", ifname, "root", "handle",
-                            handle_text(FENCE_PACE_QDISC_MAJOR), "stab", "mtu", "65536", "tsize", "512", "mpu",
-                            std::to_string(FENCE_PACE_PACKET_COST), "htb"});
+        tc_checked(ifname,
+                   {"qdisc", "replace", "dev", ifname, "root", "handle", handle_text(FENCE_PACE_QDISC_MAJOR), "stab",
+                    "mtu", "65536", "tsize", "512", "mpu", std::to_string(FENCE_PACE_PACKET_COST), "htb"});
     }
     // One tc run for all classes (a rule paced per source has 64).
     std::set<uint32_t> stale = existing_minors(ifname);
@@ -209,7 +209,8 @@ void sync_pace_classes(const std::string& ifname, const std::vector<PaceClass>& 
 void attach_egress(const std::string& ifname, int ifindex, int prog_fd) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
     int err = bpf_tc_hook_create(&hook);
-    if (err != 0 && err != -EEXIST) throw RuntimeError(describe_errno("create the egress hook (clsact) on " + ifname, -err));
+    if (err != 0 && err != -EEXIST)
+        throw RuntimeError(describe_errno("create the egress hook (clsact) on " + ifname, -err));
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = FENCE_TC_HANDLE,
                 .priority = FENCE_TC_PRIORITY);
     if (int e = bpf_tc_attach(&hook, &opts); e != 0) {

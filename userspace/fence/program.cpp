@@ -49,7 +49,6 @@ fence_config default_config() {
     return cfg;
 }
 
-
 }  // namespace
 
 LoadedProgram::LoadedProgram(const std::string& pin_dir, uint32_t max_rules) : loaded_(std::make_unique<Loaded>()) {
@@ -61,7 +60,8 @@ LoadedProgram::LoadedProgram(const std::string& pin_dir, uint32_t max_rules) : l
     if (int err = smtpfence_bpf__load(skel); err != 0) {
         std::string msg = describe_errno("load the XDP program", -err);
         if (-err == EINVAL) {
-            msg += "; if " + pin_dir + " holds maps of another smtpfence version, detach and remove them, or run "
+            msg += "; if " + pin_dir +
+                   " holds maps of another smtpfence version, detach and remove them, or run "
                    "with -v for libbpf's detail";
         }
         throw RuntimeError(msg);

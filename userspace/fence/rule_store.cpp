@@ -116,8 +116,8 @@ Fence Fence::open(const std::string& pin_dir) {
     fence.limit_state_ = map(FENCE_MAP_LIMIT_STATE);
     fence.conn_counts_ = map(FENCE_MAP_CONN_COUNTS);
     // Made by the first `attach` of a build with message pacing.
-    for (auto [target, name] : {std::pair{&fence.rule_pace_, FENCE_MAP_RULE_PACE},
-                                std::pair{&fence.pace_keys_, FENCE_MAP_PACE_KEYS}}) {
+    for (auto [target, name] :
+         {std::pair{&fence.rule_pace_, FENCE_MAP_RULE_PACE}, std::pair{&fence.pace_keys_, FENCE_MAP_PACE_KEYS}}) {
         if (std::optional<UniqueFd> fd = try_open_pinned(pin_path(pin_dir, name))) {
             *target = MapRef(std::move(*fd), name);
         }
@@ -246,8 +246,8 @@ rule_pace Fence::pace_for(const RuleSpec& spec, const rule_value& value,
     const uint32_t classes = value.key_prefixlen == spec.cidr.prefixlen ? 1 : FENCE_PACE_KEY_CLASSES;
     rule_pace pace{};
     bool was_paced = existing && existing->action == FENCE_ACTION_LIMIT && (existing->flags & FENCE_RULE_PACED) &&
-                     rule_pace_.lookup(&value.slot, &pace) && pace.rule_id == existing->rule_id &&
-                     pace.classid != 0 && pace.classes == classes;
+                     rule_pace_.lookup(&value.slot, &pace) && pace.rule_id == existing->rule_id && pace.classid != 0 &&
+                     pace.classes == classes;
     if (!was_paced) {
         pace = rule_pace{};
         pace.classid = pace_classid(allocate_pace_classes(classes));
@@ -262,7 +262,8 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
     const Cidr& cidr = spec.cidr;
     const bool paced = spec.action == Action::Limit && spec.limit.message_interval_ns;
     if (paced && (!rule_pace_.is_open() || !pace_keys_.is_open())) {
-        throw UsageError("the program in " + pin_dir_ + " predates --messages: run `smtpfence attach IFACE...` "
+        throw UsageError("the program in " + pin_dir_ +
+                         " predates --messages: run `smtpfence attach IFACE...` "
                          "with this build first (it upgrades in place, rules stay)");
     }
     auto existing = lookup_value(cidr);
@@ -326,8 +327,10 @@ uint32_t Fence::allocate_pace_classes(uint32_t count) const {
     for (uint32_t first = 1; first + count <= used.size(); ++first) {
         if (std::none_of(used.begin() + first, used.begin() + first + count, [](bool u) { return u; })) return first;
     }
-    throw RuntimeError("the 65535 pacing classes are in use: remove paced rules (a rule paced --per source or /LEN "
-                       "takes " + std::to_string(FENCE_PACE_KEY_CLASSES) + ")");
+    throw RuntimeError(
+        "the 65535 pacing classes are in use: remove paced rules (a rule paced --per source or /LEN "
+        "takes " +
+        std::to_string(FENCE_PACE_KEY_CLASSES) + ")");
 }
 
 void Fence::require_guarded_netns(const std::string& what) const {

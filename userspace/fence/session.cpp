@@ -6,8 +6,7 @@
 
 namespace smtpfence {
 
-FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog,
-                           std::ostream& err)
+FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err)
     : fence_(Fence::open(pin_dir)), lock_(pin_dir), audit_(audit_log_path(state_dir), to_syslog, err),
       state_dir_(state_dir), state_file_(state_file_path(state_dir, pin_dir)), err_(err) {
     reaped_ = fence_.reap_expired();
@@ -47,7 +46,8 @@ void FenceSession::commit() {
     } catch (const RuntimeError& e) {
         changed_ = false;
         throw RuntimeError(std::string("the rules in the kernel are in force, but the state file was not saved (") +
-                           e.what() + "): they will not survive a reboot until a later change saves them; "
+                           e.what() +
+                           "): they will not survive a reboot until a later change saves them; "
                            "pass a writable --state-dir");
     }
     changed_ = false;

@@ -99,7 +99,8 @@ void write_file_atomically(const std::string& path, const std::string& content) 
     write_all(fd.get(), content, tmp);
     if (::fsync(fd.get()) != 0) throw RuntimeError(describe_errno("fsync " + tmp, errno));
     fd = UniqueFd();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeError(describe_errno("rename " + tmp + " to " + path, errno));
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        throw RuntimeError(describe_errno("rename " + tmp + " to " + path, errno));
     // The rename is durable once the directory is.
     UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir_fd || ::fsync(dir_fd.get()) != 0) throw RuntimeError(describe_errno("fsync " + dir.string(), errno));

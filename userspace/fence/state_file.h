@@ -31,9 +31,9 @@ void write_file_atomically(const std::string& path, const std::string& content);
 struct StateFileHealth {
     std::string path;
     bool exists = false;
-    std::string error;          // non-empty: unreadable or does not parse (the message)
-    size_t rules = 0;           // rules in the file
-    size_t differing = 0;       // rules missing, extra or different between file and kernel
+    std::string error;     // non-empty: unreadable or does not parse (the message)
+    size_t rules = 0;      // rules in the file
+    size_t differing = 0;  // rules missing, extra or different between file and kernel
     bool ports_differ = false;
     uint64_t written_unix = 0;  // last modification
 };

@@ -132,8 +132,7 @@ std::string metrics_text(const MetricsView& v) {
     e.single("smtpfence_sources_tracked", "gauge", "(source, port) entries in the per-source accounting.",
              v.sources_tracked);
     e.single("smtpfence_sources_capacity", "gauge",
-             "Entries the per-source accounting holds before it forgets the least recently seen.",
-             v.sources_capacity);
+             "Entries the per-source accounting holds before it forgets the least recently seen.", v.sources_capacity);
     return e.str();
 }
 

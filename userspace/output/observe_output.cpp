@@ -143,7 +143,8 @@ ordered_json stats_json(const StatsSnapshot& snap, const StatsRates* rates, int6
     for (const auto& field : kGlobalCounters) counters[field.name] = snap.global.*field.member;
     if (rates) {
         global_rates = ordered_json::object();
-        for (size_t i = 0; i < std::size(kGlobalCounters); ++i) global_rates[kGlobalCounters[i].name] = rates->global[i];
+        for (size_t i = 0; i < std::size(kGlobalCounters); ++i)
+            global_rates[kGlobalCounters[i].name] = rates->global[i];
     }
     ordered_json rules = ordered_json::array();
     for (size_t r = 0; r < snap.rules.size(); ++r) {
@@ -198,32 +199,32 @@ std::string top_text(const TopView& view, int64_t unix_offset_ns) {
     for (const auto& r : view.rows) {
         rows.push_back({format_address(r.family, r.addr), ports_text(r.ports), format_per_second(r.attempts_per_s),
                         std::to_string(r.attempts), std::to_string(r.dropped_attempts),
-                        format_per_second(r.syn_packets_per_s), std::to_string(r.syn_packets),
-                        std::to_string(r.passed), std::to_string(r.blocked), std::to_string(r.limited),
-                        std::to_string(r.would_drop), age_text(r.first_seen_ns, view.taken_ns) + " ago",
+                        format_per_second(r.syn_packets_per_s), std::to_string(r.syn_packets), std::to_string(r.passed),
+                        std::to_string(r.blocked), std::to_string(r.limited), std::to_string(r.would_drop),
+                        age_text(r.first_seen_ns, view.taken_ns) + " ago",
                         age_text(r.last_seen_ns, view.taken_ns) + " ago", verdict_name(r.last_verdict),
                         r.last_rule ? describe_rule_ref(*r.last_rule) : "-"});
     }
-    out << table(rows,
-                 {false, false, true, true, true, true, true, true, true, true, true, true, true, false, false});
+    out << table(rows, {false, false, true, true, true, true, true, true, true, true, true, true, true, false, false});
     return out.str();
 }
 
 std::string top_line(const TopView& view, int64_t unix_offset_ns) {
     std::ostringstream out;
-    out << format_boottime(view.taken_ns, unix_offset_ns) << ' ' << view.sources_tracked << '/'
-        << view.sources_capacity << " tracked";
+    out << format_boottime(view.taken_ns, unix_offset_ns) << ' ' << view.sources_tracked << '/' << view.sources_capacity
+        << " tracked";
     for (size_t i = 0; i < view.rows.size(); ++i) {
         const TopRow& r = view.rows[i];
         out << (i == 0 ? ": " : "; ") << format_address(r.family, r.addr) << " ports=" << ports_text(r.ports) << ' '
             << format_per_second(r.attempts_per_s) << "/s attempts=" << r.attempts
             << " dropped_attempts=" << r.dropped_attempts << " syn_packets=" << r.syn_packets << " ("
-            << format_per_second(r.syn_packets_per_s) << "/s) passed=" << r.passed
-            << " blocked=" << r.blocked << " limited=" << r.limited << " would_drop=" << r.would_drop
-            << " last=" << verdict_name(r.last_verdict);
+            << format_per_second(r.syn_packets_per_s) << "/s) passed=" << r.passed << " blocked=" << r.blocked
+            << " limited=" << r.limited << " would_drop=" << r.would_drop << " last=" << verdict_name(r.last_verdict);
         if (r.last_rule) {
             out << " rule=" << action_name(r.last_rule->action) << ':' << format_cidr(r.last_rule->cidr)
-                << (r.last_rule->removed ? "(removed)" : r.last_rule->dry_run ? "(dry-run)" : "");
+                << (r.last_rule->removed   ? "(removed)"
+                    : r.last_rule->dry_run ? "(dry-run)"
+                                           : "");
         }
     }
     out << '\n';
@@ -300,8 +301,7 @@ ordered_json event_json(const fence_event& e, int64_t unix_offset_ns) {
 }
 
 std::string suppressed_text(uint64_t count, uint64_t total, uint64_t now_unix_ns) {
-    return format_utc(now_unix_ns / 1000000000ull) + " " + std::to_string(count) +
-           (count == 1 ? " event" : " events") +
+    return format_utc(now_unix_ns / 1000000000ull) + " " + std::to_string(count) + (count == 1 ? " event" : " events") +
            " held back by the kernel (stream rate limit or full ring buffer; " + std::to_string(total) +
            " since the maps were created)\n";
 }

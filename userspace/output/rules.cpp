@@ -59,7 +59,8 @@ std::string action_label(const Rule& r) {
 std::string dry_run_line(const Rule& r) {
     return "dry run: would have dropped " + std::to_string(r.counters.would_drop) + " SYN packets (" +
            std::to_string(r.counters.would_drop_attempts) +
-           (r.counters.would_drop_attempts == 1 ? " attempt)" : " attempts)") + "; drops nothing (`smtpfence enforce " + format_cidr(r.cidr) + "` makes it live)";
+           (r.counters.would_drop_attempts == 1 ? " attempt)" : " attempts)") + "; drops nothing (`smtpfence enforce " +
+           format_cidr(r.cidr) + "` makes it live)";
 }
 
 // The line under a block older than the warning threshold.
@@ -90,12 +91,11 @@ std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix, uint64
         if (block_too_old(r, now_unix, warn_block_age_s)) age += " !";
         rows.push_back({action_label(r), format_cidr(r.cidr), std::to_string(r.counters.matched),
                         std::to_string(r.counters.dropped), std::to_string(r.counters.attempts),
-                        std::to_string(r.counters.dropped_attempts), age,
-                        format_time_left(r.expires_unix, now_unix), r.created_by.empty() ? "-" : r.created_by,
-                        r.origin.empty() ? "-" : r.origin, r.reason.empty() ? "-" : r.reason});
+                        std::to_string(r.counters.dropped_attempts), age, format_time_left(r.expires_unix, now_unix),
+                        r.created_by.empty() ? "-" : r.created_by, r.origin.empty() ? "-" : r.origin,
+                        r.reason.empty() ? "-" : r.reason});
     }
-    std::istringstream lines(
-        table(rows, {false, false, true, true, true, true, false, false, false, false, false}));
+    std::istringstream lines(table(rows, {false, false, true, true, true, true, false, false, false, false, false}));
     std::ostringstream out;
     std::string line;
     std::getline(lines, line);
@@ -152,7 +152,8 @@ nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix, uint64_t w
         {"origin", rule.origin},
         {"reason", rule.reason},
         {"expires_unix", rule.expires_unix},
-        {"expires", rule.expires_unix ? nlohmann::ordered_json(format_utc(rule.expires_unix)) : nlohmann::ordered_json(nullptr)},
+        {"expires",
+         rule.expires_unix ? nlohmann::ordered_json(format_utc(rule.expires_unix)) : nlohmann::ordered_json(nullptr)},
         {"expires_in_s", expires_in},
         {"rule_id", rule.rule_id},
         {"age_warning", block_too_old(rule, now_unix, warn_block_age_s)},

@@ -104,8 +104,7 @@ std::string state_line(const StateFileHealth& sf, uint64_t now_unix) {
 std::string status_text(const StatusView& st) {
     std::ostringstream out;
     out << "smtpfence " << st.version << "  pin dir " << st.pin_dir << "  program id "
-        << (st.program_id ? std::to_string(st.program_id) : "none") << "  map layout " << FENCE_LAYOUT_VERSION
-        << '\n';
+        << (st.program_id ? std::to_string(st.program_id) : "none") << "  map layout " << FENCE_LAYOUT_VERSION << '\n';
     if (st.attachments.empty()) {
         out << "interfaces: none attached: the rules below are not enforced (`smtpfence attach IFACE`)\n";
     } else {
@@ -127,8 +126,8 @@ std::string status_text(const StatusView& st) {
     std::istringstream rule_lines(rules_text(st.rules, st.now_unix, st.warn_block_age_s));
     for (std::string line; std::getline(rule_lines, line);) out << "  " << line << '\n';
     const fence_stats& c = st.counters;
-    out << "packets:    seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << "; SMTP "
-        << c.smtp << " (SYN packets " << c.smtp_syn << ", a dry run would have dropped " << c.would_drop
+    out << "packets:    seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << "; SMTP " << c.smtp
+        << " (SYN packets " << c.smtp_syn << ", a dry run would have dropped " << c.would_drop
         << "), port-less fragments " << c.fragments << ", malformed " << c.malformed << '\n';
     out << "attempts:   " << c.smtp_attempts << " SMTP connection attempts (a retransmitted SYN counts once), "
         << c.dropped_attempts << " dropped\n";

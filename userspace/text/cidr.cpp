@@ -15,13 +15,17 @@ namespace {
 constexpr std::string_view kV4Example = "203.0.113.0/24";
 constexpr std::string_view kV6Example = "2001:db8::/32";
 
-uint8_t max_prefixlen(Family family) { return family == Family::V4 ? 32 : 128; }
+uint8_t max_prefixlen(Family family) {
+    return family == Family::V4 ? 32 : 128;
+}
 
 std::string_view example_for(Family family) {
     return family == Family::V4 ? kV4Example : kV6Example;
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+std::string quoted(std::string_view text) {
+    return "'" + std::string(text) + "'";
+}
 
 // Keeps the first `prefixlen` bits of `addr` and zeroes the rest.
 std::array<uint8_t, 16> network_of(const std::array<uint8_t, 16>& addr, unsigned prefixlen) {
@@ -44,14 +48,12 @@ struct ParsedAddress {
 };
 
 bool is_dotted_digits(std::string_view text) {
-    return std::all_of(text.begin(), text.end(),
-                       [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    return std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 ParsedAddress parse_address(std::string_view text, std::string_view address) {
     if (address.empty()) {
-        throw UsageError(quoted(text) + " has no address before the '/', e.g. " +
-                         std::string(kV4Example));
+        throw UsageError(quoted(text) + " has no address before the '/', e.g. " + std::string(kV4Example));
     }
     if (const auto percent = address.find('%'); percent != std::string_view::npos) {
         throw UsageError(quoted(text) + " has a zone id (" + std::string(address.substr(percent)) +
@@ -69,8 +71,7 @@ ParsedAddress parse_address(std::string_view text, std::string_view address) {
         return parsed;
     }
     if (parsed.family == Family::V6) {
-        throw UsageError(quoted(address) + " is not a valid IPv6 address, e.g. " +
-                         std::string(kV6Example));
+        throw UsageError(quoted(address) + " is not a valid IPv6 address, e.g. " + std::string(kV6Example));
     }
     if (is_dotted_digits(address)) {
         throw UsageError(quoted(address) +
@@ -78,8 +79,7 @@ ParsedAddress parse_address(std::string_view text, std::string_view address) {
                          "separated by dots, without leading zeros, e.g. " +
                          std::string(kV4Example));
     }
-    throw UsageError(quoted(address) +
-                     " is not an IP address (host names are not resolved), e.g. " +
+    throw UsageError(quoted(address) + " is not an IP address (host names are not resolved), e.g. " +
                      std::string(kV4Example) + " or " + std::string(kV6Example));
 }
 
@@ -90,21 +90,19 @@ uint8_t parse_prefixlen(std::string_view text, std::string_view digits, Family f
     if (digits.empty()) {
         throw UsageError(quoted(text) + " has no prefix length after the '/', e.g. " + example);
     }
-    const bool plain_decimal =
-        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-        (digits.size() == 1 || digits.front() != '0');
+    const bool plain_decimal = std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                               (digits.size() == 1 || digits.front() != '0');
     if (!plain_decimal) {
         throw UsageError(quoted(text) + " has a malformed prefix length " + quoted(digits) +
-                         ": write a decimal number without sign, spaces or leading zeros, e.g. " +
-                         example);
+                         ": write a decimal number without sign, spaces or leading zeros, e.g. " + example);
     }
     const uint8_t max = max_prefixlen(family);
     unsigned value = 0;
     const auto ec = std::from_chars(digits.data(), digits.data() + digits.size(), value).ec;
     if (ec != std::errc{} || value > max) {
         throw UsageError(quoted(text) + " has prefix length " + std::string(digits) + ", but " +
-                         (family == Family::V4 ? "IPv4" : "IPv6") + " prefixes go from /0 to /" +
-                         std::to_string(max) + ", e.g. " + example);
+                         (family == Family::V4 ? "IPv4" : "IPv6") + " prefixes go from /0 to /" + std::to_string(max) +
+                         ", e.g. " + example);
     }
     return static_cast<uint8_t>(value);
 }
@@ -115,8 +113,8 @@ bool is_ipv4_mapped(const Cidr& cidr) {
         return false;
     }
     const auto zeros_end = cidr.addr.begin() + 10;
-    return std::all_of(cidr.addr.begin(), zeros_end, [](uint8_t b) { return b == 0; }) &&
-           cidr.addr[10] == 0xff && cidr.addr[11] == 0xff;
+    return std::all_of(cidr.addr.begin(), zeros_end, [](uint8_t b) { return b == 0; }) && cidr.addr[10] == 0xff &&
+           cidr.addr[11] == 0xff;
 }
 
 Cidr ipv4_of_mapped(const Cidr& mapped) {
@@ -130,14 +128,13 @@ Cidr ipv4_of_mapped(const Cidr& mapped) {
 }  // namespace
 
 bool Cidr::contains(const Cidr& other) const {
-    return family == other.family && other.prefixlen >= prefixlen &&
-           network_of(other.addr, prefixlen) == addr;
+    return family == other.family && other.prefixlen >= prefixlen && network_of(other.addr, prefixlen) == addr;
 }
 
 ParsedCidr parse_cidr(std::string_view text) {
     if (text.empty()) {
-        throw UsageError("empty prefix: expected ADDR or ADDR/LEN, e.g. " +
-                         std::string(kV4Example) + " or " + std::string(kV6Example));
+        throw UsageError("empty prefix: expected ADDR or ADDR/LEN, e.g. " + std::string(kV4Example) + " or " +
+                         std::string(kV6Example));
     }
     const auto slash = text.find('/');
     const ParsedAddress address = parse_address(text, text.substr(0, slash));
@@ -154,8 +151,8 @@ ParsedCidr parse_cidr(std::string_view text) {
         Cidr host = cidr;
         host.addr = address.addr;
         host.prefixlen = max_prefixlen(address.family);
-        throw UsageError(quoted(text) + " has host bits set: did you mean " + format_cidr(cidr) +
-                         " (the network) or " + format_cidr(host) + " (the host)?");
+        throw UsageError(quoted(text) + " has host bits set: did you mean " + format_cidr(cidr) + " (the network) or " +
+                         format_cidr(host) + " (the host)?");
     }
 
     ParsedCidr parsed{cidr, {}};

@@ -91,7 +91,8 @@ uint64_t parse_deadline(std::string_view text) {
               expect_char(text, pos, '-') && read_fixed(text, pos, 2, day) &&
               (expect_char(text, pos, 'T') || expect_char(text, pos, ' ')) && read_fixed(text, pos, 2, hour) &&
               expect_char(text, pos, ':') && read_fixed(text, pos, 2, minute);
-    if (ok && pos < text.size() && text[pos] == ':') ok = expect_char(text, pos, ':') && read_fixed(text, pos, 2, second);
+    if (ok && pos < text.size() && text[pos] == ':')
+        ok = expect_char(text, pos, ':') && read_fixed(text, pos, 2, second);
     if (!ok) throw UsageError(quoted + " is not a time: " + std::string(kDeadlineExample));
     if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
         throw UsageError(quoted + " is not a valid date and time: " + std::string(kDeadlineExample));

@@ -15,8 +15,7 @@ struct RateUnit {
     uint64_t period_ns;
 };
 
-constexpr RateUnit kUnits[] = {
-    {"s", kNanosPerSecond}, {"min", 60 * kNanosPerSecond}, {"h", 3600 * kNanosPerSecond}};
+constexpr RateUnit kUnits[] = {{"s", kNanosPerSecond}, {"min", 60 * kNanosPerSecond}, {"h", 3600 * kNanosPerSecond}};
 
 constexpr std::string_view kRateExample = "e.g. 5/s, 30/min or 100/h";
 
@@ -77,7 +76,8 @@ uint64_t parse_message_rate(std::string_view text) {
 std::string format_rate(uint64_t interval_ns) {
     for (const auto& unit : kUnits) {
         uint64_t count = unit.period_ns / interval_ns;
-        if (count > 0 && unit.period_ns / count == interval_ns) return std::to_string(count) + "/" + std::string(unit.name);
+        if (count > 0 && unit.period_ns / count == interval_ns)
+            return std::to_string(count) + "/" + std::string(unit.name);
     }
     return std::to_string(std::max<uint64_t>(1, kNanosPerSecond / interval_ns)) + "/s";
 }

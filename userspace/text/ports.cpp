@@ -9,12 +9,10 @@ namespace smtpfence {
 
 namespace {
 
-constexpr std::string_view kPortListRule =
-    "ports are numbers from 1 to 65535 separated by commas, e.g. 25,465,587";
+constexpr std::string_view kPortListRule = "ports are numbers from 1 to 65535 separated by commas, e.g. 25,465,587";
 
 [[noreturn]] void reject_port_list(std::string_view text, const std::string& problem) {
-    throw UsageError("invalid port list '" + std::string(text) + "': " + problem + "; " +
-                     std::string(kPortListRule));
+    throw UsageError("invalid port list '" + std::string(text) + "': " + problem + "; " + std::string(kPortListRule));
 }
 
 std::string_view trim_blanks(std::string_view text) {
@@ -31,9 +29,8 @@ uint16_t parse_port(std::string_view list, std::string_view item) {
     if (item.empty()) {
         reject_port_list(list, "it has an empty item");
     }
-    const bool plain_decimal =
-        std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-        (item.size() == 1 || item.front() != '0');
+    const bool plain_decimal = std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                               (item.size() == 1 || item.front() != '0');
     if (!plain_decimal) {
         reject_port_list(list, "'" + std::string(item) + "' is not a port number");
     }
@@ -47,7 +44,9 @@ uint16_t parse_port(std::string_view list, std::string_view item) {
 
 }  // namespace
 
-PortSet default_smtp_ports() { return {25, 465, 587}; }
+PortSet default_smtp_ports() {
+    return {25, 465, 587};
+}
 
 PortSet parse_port_list(std::string_view text) {
     if (trim_blanks(text).empty()) {

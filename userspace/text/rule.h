@@ -33,17 +33,17 @@ struct Rule {
     Cidr cidr;
     Action action = Action::Block;
     uint32_t slot = 0;
-    LimitSpec limit;           // Action::Limit only
-    rule_counters counters{};  // summed over CPUs
-    uint64_t tracked_keys = 0; // Action::Limit: keys with limiter state now
-    rule_pace pace{};          // limit.message_interval_ns != 0: its clock, class and counters
-    uint32_t rule_id = 0;      // unique for the life of the maps (events and `top` name it)
-    bool dry_run = false;      // counts would-drops, drops nothing
+    LimitSpec limit;            // Action::Limit only
+    rule_counters counters{};   // summed over CPUs
+    uint64_t tracked_keys = 0;  // Action::Limit: keys with limiter state now
+    rule_pace pace{};           // limit.message_interval_ns != 0: its clock, class and counters
+    uint32_t rule_id = 0;       // unique for the life of the maps (events and `top` name it)
+    bool dry_run = false;       // counts would-drops, drops nothing
     uint64_t created_unix = 0;
-    uint64_t expires_unix = 0; // 0 = never
-    uint64_t expires_boot_ns = 0; // the kernel's deadline (CLOCK_BOOTTIME); 0 = never
+    uint64_t expires_unix = 0;     // 0 = never
+    uint64_t expires_boot_ns = 0;  // the kernel's deadline (CLOCK_BOOTTIME); 0 = never
     std::string created_by;
-    std::string origin;        // where the command ran: host, and the ssh client
+    std::string origin;  // where the command ran: host, and the ssh client
     std::string reason;
 };
 

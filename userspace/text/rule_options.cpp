@@ -17,12 +17,14 @@ void check_reason(const std::string& reason) {
 
 LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
     if (!texts.burst.empty() && texts.rate.empty()) {
-        throw UsageError("--burst goes with --rate (e.g. --rate 5/s --burst 10): it is how many connections the "
-                         "rate lets through at once");
+        throw UsageError(
+            "--burst goes with --rate (e.g. --rate 5/s --burst 10): it is how many connections the "
+            "rate lets through at once");
     }
     if (texts.rate.empty() && texts.max_conns.empty() && texts.messages.empty()) {
-        throw UsageError("limit needs --rate (e.g. --rate 5/s), --max-conns (e.g. --max-conns 3) and/or "
-                         "--messages (e.g. --messages 5/s)");
+        throw UsageError(
+            "limit needs --rate (e.g. --rate 5/s), --max-conns (e.g. --max-conns 3) and/or "
+            "--messages (e.g. --messages 5/s)");
     }
     LimitSpec spec;
     if (!texts.rate.empty()) {
@@ -39,16 +41,19 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
 void check_dry_run(const RuleSpec& spec) {
     if (!spec.dry_run) return;
     if (spec.action == Action::Allow) {
-        throw UsageError("--dry-run counts what a rule would drop, and an allow drops nothing: add the allow "
-                         "without --dry-run");
+        throw UsageError(
+            "--dry-run counts what a rule would drop, and an allow drops nothing: add the allow "
+            "without --dry-run");
     }
     if (spec.action == Action::Limit && spec.limit.message_interval_ns) {
-        throw UsageError("--dry-run cannot go with --messages: pacing holds replies, it drops nothing to count; "
-                         "watch the rule's `messages paced` in `smtpfence list` instead");
+        throw UsageError(
+            "--dry-run cannot go with --messages: pacing holds replies, it drops nothing to count; "
+            "watch the rule's `messages paced` in `smtpfence list` instead");
     }
     if (spec.action == Action::Limit && spec.limit.max_conns) {
-        throw UsageError("--dry-run cannot go with --max-conns: open connections are counted for live rules only "
-                         "(the connection counter charges no dry-run rule); try the --rate alone as a dry run");
+        throw UsageError(
+            "--dry-run cannot go with --max-conns: open connections are counted for live rules only "
+            "(the connection counter charges no dry-run rule); try the --rate alone as a dry run");
     }
 }
 
@@ -58,10 +63,10 @@ bool needs_force(const Cidr& cidr) {
 
 void check_breadth(const Cidr& cidr, Action action, bool force) {
     if (action == Action::Allow || force || !needs_force(cidr)) return;
-    std::string what = cidr.prefixlen == 0 ? std::string("every ") + (cidr.family == Family::V4 ? "IPv4" : "IPv6") +
-                                                 " sender"
-                                           : "a whole /" + std::to_string(cidr.prefixlen) + " of the " +
-                                                 (cidr.family == Family::V4 ? "IPv4" : "IPv6") + " Internet";
+    std::string what = cidr.prefixlen == 0
+                           ? std::string("every ") + (cidr.family == Family::V4 ? "IPv4" : "IPv6") + " sender"
+                           : "a whole /" + std::to_string(cidr.prefixlen) + " of the " +
+                                 (cidr.family == Family::V4 ? "IPv4" : "IPv6") + " Internet";
     throw UsageError(std::string(action_name(action)) + " " + format_cidr(cidr) + " covers " + what +
                      " (anything shorter than " + (cidr.family == Family::V4 ? "/8" : "/32") +
                      " does): if that is what you mean, add --force");

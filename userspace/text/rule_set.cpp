@@ -85,7 +85,8 @@ RuleSpec parse_rule_words(const std::vector<std::string>& words) {
             check_reason(value);
             spec.reason = value;
         } else if (option == "--by") {
-            if (value.size() >= FENCE_USER_LEN) throw UsageError("--by is longer than " + std::to_string(FENCE_USER_LEN - 1));
+            if (value.size() >= FENCE_USER_LEN)
+                throw UsageError("--by is longer than " + std::to_string(FENCE_USER_LEN - 1));
             spec.created_by = value;
         } else if (option == "--origin") {
             if (value.size() >= FENCE_ORIGIN_LEN) {
