@@ -56,6 +56,8 @@ std::vector<std::string> split_words(std::string_view line) {
     return words;
 }
 
+}  // namespace
+
 RuleSpec parse_rule_words(const std::vector<std::string>& words) {
     RuleSpec spec;
     spec.exact = true;
@@ -117,8 +119,6 @@ RuleSpec parse_rule_words(const std::vector<std::string>& words) {
     check_dry_run(spec);
     return spec;
 }
-
-}  // namespace
 
 std::string rule_command(const RuleSpec& spec) {
     std::string line = std::string(action_name(spec.action)) + " " + format_cidr(spec.cidr);

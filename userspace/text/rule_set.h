@@ -24,6 +24,11 @@ struct RuleSet {
 //  --by alice --origin mx1 --created 2026-11-26T01:00:00Z`.
 std::string rule_command(const RuleSpec& spec);
 
+// The words of one such command (["limit", "198.51.100.0/24", "--rate",
+// "5/s", ...]) as an exact RuleSpec, checked as on the command line.
+// UsageError at the first bad word.
+RuleSpec parse_rule_words(const std::vector<std::string>& words);
+
 // The whole file: a header comment, the ports, the rules (v4 before v6, by
 // address then prefix length). No timestamp of its own, so the same rule set
 // always reads the same, byte for byte.
