@@ -6,6 +6,7 @@
 
 #include "base/errors.h"
 #include "text/cidr.h"
+#include "text/config.h"
 #include "text/durations.h"
 #include "text/limit_options.h"
 #include "text/rule_options.h"
@@ -40,17 +41,6 @@ std::string option_word(const std::string& field, const nlohmann::json& value) {
 }
 
 }  // namespace
-
-void check_fleet_name(std::string_view what, std::string_view name) {
-    bool ok = !name.empty() && name.size() <= 63 && std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-               c == '_';
-    });
-    if (!ok) {
-        throw UsageError(std::string(what) + " '" + std::string(name) +
-                         "' is not a name: 1 to 63 letters, digits, '.', '-' or '_', e.g. mx1");
-    }
-}
 
 FleetScope parse_fleet_scope(std::string_view text) {
     if (text == "all") return {};

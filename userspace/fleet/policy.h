@@ -26,11 +26,6 @@ inline constexpr std::string_view kFleetRulesPrefix = "/smtpfence/v1/policy/rule
 inline constexpr std::string_view kFleetEchoPrefix = "/smtpfence/v1/policy/echo/";
 inline constexpr std::string_view kFleetHostsPrefix = "/smtpfence/v1/hosts/";
 
-// A host or role name: letters, digits, '.', '-', '_', 1 to 63 characters
-// (it becomes part of etcd keys and of the agents' etcd roles).
-// UsageError naming `what` otherwise.
-void check_fleet_name(std::string_view what, std::string_view name);
-
 // Whom a fleet rule targets.
 struct FleetScope {
     enum class Kind { All, Role, Host } kind = Kind::All;
