@@ -76,4 +76,15 @@ check_match "warning about this host's address" "warning: .*covers 198\.51\.100\
 check_match "warning about the allow rule" "warning: .*covers the allow rule 198\.51\.100\.0/30 \(our relay\)" "$E2E_OUT"
 check_eq "and the rule is in force" block "$(rule_field 198.51.100.0/25 action)"
 
+e2e_log "fleet rules (made by the agent) are marked, and a local remove needs --force"
+fleet_set=$E2E_TMP/fleet.rules
+printf '%s\n' 'block 203.0.113.64/26 --reason "storm" --by alice --origin "fleet role=mx, admin1" --created 2026-12-04T10:00:00Z' \
+    >"$fleet_set"
+check "restore a rule set holding a fleet rule" fence restore "$fleet_set"
+check_eq "list --json marks it fleet" fleet "$(rule_field 203.0.113.64/26 set)"
+expect_exit 2 "remove of a fleet rule without --force" fence remove 203.0.113.64/26
+check_match "says how to remove it for the fleet" "fleet rule .*smtpfence fleet remove 203.0.113.64/26" "$E2E_OUT"
+check_eq "still in force" block "$(rule_field 203.0.113.64/26 action)"
+check "remove --force" fence remove 203.0.113.64/26 --force
+
 e2e_finish

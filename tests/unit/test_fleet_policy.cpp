@@ -124,7 +124,7 @@ TEST(FleetPolicy, HostBeatsRoleBeatsAllAndTheLastRoleRuleWins) {
     ASSERT_EQ(1u, on_mx1.size());
     EXPECT_EQ(Action::Limit, on_mx1[0].action);
     EXPECT_EQ("fleet host=mx1, admin1 (ssh from 203.0.113.7)", on_mx1[0].origin);
-    EXPECT_TRUE(is_fleet_rule(on_mx1[0]));
+    EXPECT_TRUE(is_fleet_origin(on_mx1[0].origin));
 
     auto on_mx2 = fleet_rules_for_host(stored, "mx2", {"mx"});
     ASSERT_EQ(1u, on_mx2.size());

@@ -170,6 +170,7 @@ TEST(RuleJson, LimitObjectForALimitRule) {
         {"created", "2026-11-25T09:46:40Z"},
         {"created_by", "alice"},
         {"origin", "mx1"},
+        {"set", "local"},
         {"reason", "upstream unloading its backlog"},
         {"expires_unix", 0},
         {"expires", nullptr},

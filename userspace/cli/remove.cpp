@@ -13,6 +13,7 @@ void register_remove(CLI::App& app, std::vector<Command>& commands) {
     auto* cmd = app.add_subcommand("remove", "remove rules by their exact prefix");
     cmd->alias("unblock");
     cmd->add_option("CIDR", options->cidrs, "prefix of the rule to remove")->required();
+    cmd->add_flag("--force", options->force, "also a fleet rule, on this host only (see `smtpfence fleet remove`)");
     commands.push_back({cmd, [options](const CliContext& ctx) { return run_remove(*options, ctx); }});
 }
 
@@ -31,6 +32,14 @@ int run_remove(const RemoveOptions& options, const CliContext& ctx) {
             }
         }
         throw RuntimeError(msg + "; nothing was removed (see `smtpfence list`)");
+    }
+    for (const auto& cidr : cidrs) {
+        auto rule = fence.find_rule(cidr);
+        if (options.force || !is_fleet_origin(rule->origin)) continue;
+        throw UsageError(format_cidr(cidr) + " is a fleet rule (" + rule->origin +
+                         "): remove it for the fleet with `smtpfence fleet remove " + format_cidr(cidr) +
+                         "`, or here only with --force (the agent puts it back when the fleet's rules change); "
+                         "nothing was removed");
     }
     for (const auto& cidr : cidrs) {
         auto rule = fence.find_rule(cidr);

@@ -12,6 +12,7 @@ namespace smtpfence {
 
 struct RemoveOptions {
     std::vector<std::string> cidrs;
+    bool force = false;  // also a fleet rule (its agent puts it back at its next change)
 };
 void register_remove(CLI::App& app, std::vector<Command>& commands);
 int run_remove(const RemoveOptions& options, const CliContext& ctx);

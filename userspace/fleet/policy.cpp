@@ -16,8 +16,6 @@ namespace smtpfence {
 
 namespace {
 
-constexpr std::string_view kFleetOriginTag = "fleet ";
-
 // The JSON fields that are options of the rule's command, in the order the
 // command names them; "force" and "scope" are the fleet's own.
 const std::vector<std::pair<std::string, std::string>> kOptionFields = {
@@ -159,14 +157,6 @@ std::string fleet_origin(const FleetRule& rule) {
     if (!rule.spec.origin.empty()) origin += ", " + rule.spec.origin;
     if (origin.size() > FENCE_ORIGIN_LEN - 1) origin.resize(FENCE_ORIGIN_LEN - 1);
     return origin;
-}
-
-bool is_fleet_origin(std::string_view origin) {
-    return origin.substr(0, kFleetOriginTag.size()) == kFleetOriginTag;
-}
-
-bool is_fleet_rule(const RuleSpec& spec) {
-    return is_fleet_origin(spec.origin);
 }
 
 std::vector<RuleSpec> fleet_rules_for_host(const std::vector<StoredFleetRule>& stored, const std::string& host,

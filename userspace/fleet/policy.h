@@ -61,11 +61,8 @@ std::string fleet_rule_json(const FleetRule& rule);
 FleetRule parse_fleet_rule(std::string_view key, std::string_view json);
 
 // The origin a fleet rule is recorded with in a host's kernel: "fleet SCOPE,
-// ORIGIN", cut to fit. A rule whose origin starts with "fleet " is the
-// agent's to change; every other rule is local and never touched by it.
+// ORIGIN", cut to fit (see is_fleet_origin).
 std::string fleet_origin(const FleetRule& rule);
-bool is_fleet_rule(const RuleSpec& spec);
-bool is_fleet_origin(std::string_view origin);
 
 // A rule as read from the store, with its place in the store's history.
 struct StoredFleetRule {

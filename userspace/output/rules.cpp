@@ -150,6 +150,7 @@ nlohmann::ordered_json rule_json(const Rule& rule, uint64_t now_unix, uint64_t w
         {"created", rule.created_unix ? format_utc(rule.created_unix) : ""},
         {"created_by", rule.created_by},
         {"origin", rule.origin},
+        {"set", rule_set_name(rule.origin)},
         {"reason", rule.reason},
         {"expires_unix", rule.expires_unix},
         {"expires",

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "smtpfence_abi.h"
 #include "text/cidr.h"
@@ -64,6 +65,18 @@ struct RuleSpec {
     // every field is taken as given.
     bool exact = false;
 };
+
+// A rule is the fleet's (made by `smtpfence agent` from the fleet's store,
+// and changed only by it) when its origin starts with "fleet "; every other
+// rule is local: the agent never touches it.
+inline constexpr std::string_view kFleetOriginTag = "fleet ";
+inline bool is_fleet_origin(std::string_view origin) {
+    return origin.substr(0, kFleetOriginTag.size()) == kFleetOriginTag;
+}
+// "fleet" or "local".
+inline const char* rule_set_name(std::string_view origin) {
+    return is_fleet_origin(origin) ? "fleet" : "local";
+}
 
 // The spec that re-creates `rule` exactly.
 RuleSpec spec_of(const Rule& rule);
