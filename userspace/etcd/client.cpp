@@ -83,6 +83,20 @@ std::string not_json_hint(const std::string& body) {
     return " (is this an etcd client URL?)";
 }
 
+// The fix for the auth refusals an admin meets first.
+std::string auth_hint(const std::string& message) {
+    if (message.find("user name is empty") != std::string::npos) {
+        return "; etcd has auth enabled: set user and password_file";
+    }
+    if (message.find("authentication failed") != std::string::npos) {
+        return "; check user and the password in password_file";
+    }
+    if (message.find("permission denied") != std::string::npos) {
+        return "; the etcd user's role does not allow this key";
+    }
+    return "";
+}
+
 size_t append_body(char* data, size_t size, size_t n, void* user) {
     static_cast<std::string*>(user)->append(data, size * n);
     return size * n;
@@ -160,11 +174,12 @@ struct Client::Impl {
         auto deadline = Clock::now() + config.request_timeout;
         std::string payload = body.dump();
         std::string last_failure;
-        size_t n = config.endpoints.size();
+        size_t n = config.endpoints.size(), tried = 0;
         for (size_t attempt = 0; attempt < n; ++attempt) {
             const std::string& endpoint = config.endpoints[current];
             auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             if (remaining.count() <= 0) break;
+            ++tried;
             // Leave the endpoints after this one a share of the time, so one
             // that drops packets cannot eat the whole budget in connect.
             long connect_ms = std::max<long>(100, remaining.count() / static_cast<long>(n - attempt));
@@ -208,7 +223,7 @@ struct Client::Impl {
             }
             if (auto err = parse_gateway_error(doc); err && (status != 200 || doc.size() == 1 || err->grpc_code)) {
                 throw StoreError(std::string(what) + " failed on " + endpoint + ": " + err->message + " (gRPC code " +
-                                     std::to_string(err->grpc_code) + ")",
+                                     std::to_string(err->grpc_code) + ")" + auth_hint(err->message),
                                  err->grpc_code, endpoint);
             }
             if (status != 200) {
@@ -220,16 +235,18 @@ struct Client::Impl {
             if (auto result = doc.find("result"); result != doc.end() && doc.size() == 1) return *result;
             return doc;
         }
-        if (last_failure.empty()) last_failure = "no time left within the request timeout";
-        throw StoreError(std::string(what) + " failed: no etcd endpoint answered within " +
-                             std::to_string(config.request_timeout.count()) + " ms; last: " + last_failure,
+        if (last_failure.empty()) last_failure = "no time left";
+        throw StoreError(std::string(what) + " failed: " + std::to_string(tried) + " of " + std::to_string(n) +
+                             " etcd endpoints tried within the " + std::to_string(config.request_timeout.count()) +
+                             " ms request timeout, all failed; last: " + last_failure,
                          0, config.endpoints[current]);
     }
 
     void authenticate(ClientStats& stats) {
         token.clear();
-        json answer = post_once("/v3/auth/authenticate", {{"name", config.user}, {"password", password}},
-                                "authenticating as etcd user", stats);
+        std::string what = "authenticating as etcd user " + config.user;
+        json answer = post_once("/v3/auth/authenticate", {{"name", config.user}, {"password", password}}, what.c_str(),
+                                stats);
         token = answer.value("token", "");
         if (token.empty()) {
             throw StoreError("etcd accepted user " + config.user +
