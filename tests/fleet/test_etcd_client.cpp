@@ -221,6 +221,16 @@ TEST_F(EtcdClient, WatchSendsProgressNotifications) {
     EXPECT_GE(progress.revision, now);
 }
 
+TEST_F(EtcdClient, AnExceptionFromTheCallbackEndsTheWatch) {
+    Client c(base_config());
+    int64_t r = c.put(prefix + "k", "v");
+    std::atomic<bool> stop{false};
+    EXPECT_THROW(c.watch(
+                     prefix, r, [](const WatchResponse&) -> bool { throw std::runtime_error("apply failed"); }, stop),
+                 std::runtime_error);
+    EXPECT_EQ(c.get(prefix + "k")->value, "v") << "the client is still usable";
+}
+
 TEST_F(EtcdClient, CompactionCancelsWatchAndRange) {
     Client c(base_config());
     int64_t first = c.put(prefix + "a", "1");

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <chrono>
+#include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -389,7 +390,8 @@ struct WatchState {
     bool created = false;
     bool delivered = false;  // at least one response went to the caller
     WatchOutcome outcome;
-    int error_code = 0;  // the gRPC code of an error line
+    int error_code = 0;         // the gRPC code of an error line
+    std::exception_ptr thrown;  // from on_response, rethrown by watch()
 };
 
 size_t on_watch_bytes(char* data, size_t size, size_t n, void* user) {
@@ -424,8 +426,15 @@ size_t on_watch_bytes(char* data, size_t size, size_t n, void* user) {
             break;
         case WatchLine::Kind::Response:
             st->delivered = true;
-            if (!(*st->on_response)(parsed.response)) {
-                st->outcome = {WatchEnd::Stopped, 0, {}};
+            // An exception must not unwind through libcurl's C frames: keep
+            // it, end the transfer, and rethrow once curl is out of the way.
+            try {
+                if (!(*st->on_response)(parsed.response)) {
+                    st->outcome = {WatchEnd::Stopped, 0, {}};
+                    st->done = true;
+                }
+            } catch (...) {
+                st->thrown = std::current_exception();
                 st->done = true;
             }
             break;
@@ -527,6 +536,7 @@ WatchOutcome Client::watch(const std::string& prefix, int64_t start_revision,
             curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
         }
         curl_multi_remove_handle(multi.get(), h);
+        if (st.thrown) std::rethrow_exception(st.thrown);
 
         if (st.done) {
             // A first answer refusing the token: log in again, once.

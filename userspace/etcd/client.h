@@ -72,7 +72,8 @@ public:
     // cut from its quorum ends it instead of sending progress notifications.
     // Resume after Broken from the last revision seen + 1, where a response's
     // revision counts only when it has no events (a progress notification);
-    // with events, count the last event's mod_revision.
+    // with events, count the last event's mod_revision. An exception from
+    // on_response ends the watch and propagates.
     WatchOutcome watch(const std::string& prefix, int64_t start_revision,
                        const std::function<bool(const WatchResponse&)>& on_response, const std::atomic<bool>& stop);
 
