@@ -64,6 +64,7 @@
 #   fleet_etcdctl NS CERT [USER] -- ARGS...   etcdctl as anyone, from NS
 #   etcd_enable_auth               root, admin/fleet-admin, auth enable
 #   etcd_add_agent HOST            user and role agent-HOST, cert, password
+#   fleet_cleanup                  the EXIT trap: ends and removes it all
 #
 # Exported: FLEET_PKI, ETCD_ENDPOINTS, FLEET_ADMIN_NS, FLEET_LAN_NS,
 # ETCD_N. Arrays (not exportable, read in this shell): ETCD_MEMBER_NS[K],
@@ -129,12 +130,32 @@ fleet_reap_stale() {
     done
 }
 
-# fleet_begin: the harness run (traps, temporary directory), once.
+# fleet_begin: the harness run (traps, temporary directory), once; the EXIT
+# trap becomes fleet_cleanup.
 fleet_begin() {
     [[ -n $HARNESS_TMP ]] && return 0
     harness_begin fleet
+    trap fleet_cleanup EXIT
     fleet_reap_stale
     harness_on_cleanup _fleet_cleanup
+}
+
+# fleet_cleanup: the EXIT trap (a test may call it itself, to check what is
+# left): SIGKILL to the members first, then harness_cleanup. The harness's
+# SIGTERM would do, but a leader that gets it tries to hand its leadership to
+# a follower that is going away too, and so takes the harness's whole 2 s
+# grace; the data is thrown away anyway. Keeps the exit status.
+fleet_cleanup() {
+    local rc=$? k pids=()
+    if ((!HARNESS_CLEANED)); then
+        for ((k = 1; k <= ETCD_N; k++)); do
+            etcd_member_running "$k" && pids+=("${ETCD_MEMBER_PID[k]}")
+        done
+        ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+        for k in "${pids[@]}"; do harness_wait_until 2 _etcd_dead "$k"; done
+    fi
+    (exit "$rc")
+    harness_cleanup
 }
 
 # _fleet_cleanup: the cleanup hook; processes have ended by now.

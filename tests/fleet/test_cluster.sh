@@ -5,7 +5,7 @@
 # plain HTTP and of clients without a certificate, a new leader after the
 # leader crashes, no writes without a quorum and writes again once it is
 # back; and that the cleanup leaves nothing behind. Every wait is a poll with
-# a deadline. Takes about 15 s.
+# a deadline. Takes about 30 s (2 cores).
 # shellcheck disable=SC2317 # helpers called through check and harness_wait_until
 set -u
 # shellcheck source=SCRIPTDIR/etcd.sh
@@ -102,14 +102,14 @@ version_with_cert() {
 }
 check "https with a client certificate answers /version" version_with_cert
 check_fails "plain http is refused (etcdctl)" 'deadline|connection|transport|EOF' \
-    fleet_etcdctl "$FLEET_ADMIN_NS" admin -- --endpoints="http://$ip1:22379" --dial-timeout=2s get /smtpfence/v1/test/hello
+    fleet_etcdctl "$FLEET_ADMIN_NS" admin -- --endpoints="http://$ip1:22379" --dial-timeout=1s --command-timeout=2s get /smtpfence/v1/test/hello
 check_fails "plain http is refused (curl)" 'curl: \((52|56)\)|error: 400' \
     fleet_in "$FLEET_ADMIN_NS" curl -sSf --max-time 3 "http://$ip1:22379/version"
 check_fails "a client without a certificate is refused (curl)" 'curl: \((35|55|56)\)' \
     fleet_in "$FLEET_ADMIN_NS" curl -sSf --max-time 3 --cacert "$FLEET_PKI/ca.pem" "https://$ip1:22379/version"
 check_fails "a client without a certificate is refused (etcdctl)" 'deadline|certificate|tls|transport' \
     fleet_in "$FLEET_ADMIN_NS" etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$FLEET_PKI/ca.pem" \
-    --dial-timeout=2s --command-timeout=3s get /smtpfence/v1/test/hello
+    --dial-timeout=1s --command-timeout=2s get /smtpfence/v1/test/hello
 
 # ------------------------------------------------------------ auth
 
@@ -186,7 +186,7 @@ on_every_member "quorum back" /smtpfence/v1/test/quorum-back 1
 run_pids=("${ETCD_MEMBER_PID[@]}")
 run_tmp=$HARNESS_TMP
 run_data=$FLEET_DATA
-harness_cleanup
+fleet_cleanup
 left_ns=$(ip netns list | awk '{print $1}' | grep -E -- "-$FLEET_ID\$" | tr '\n' ' ')
 check_eq "cleanup: no namespace of this run remains" "" "$left_ns"
 left_pids=
