@@ -17,20 +17,29 @@
 #   every address 203.0.113.X/24 on "lan0" inside its namespace. etcd member K
 #   listens on 203.0.113.(100+K): clients 22379, peers 22380 (never the
 #   system's 2379/2380). The admin namespace runs etcdctl (and later the CLI);
-#   mail hosts join with fleet_ns_join.
+#   mail hosts join with fleet_ns_join; name them sffleet-NAME-ID (e.g.
+#   sffleet-mx1-$FLEET_ID), the pattern fleet_reap_stale removes when the run
+#   that made them died by SIGKILL.
 #
 # Why a bridge in a namespace of its own: each member needs its own stack (to
 # be stopped, killed or cut off alone), and a bridge joins any number of them
 # without touching the root namespace. A port can be downed
 # (ip -n "$FLEET_LAN_NS" link set "$(fleet_port IP)" down) to cut one
-# namespace off the LAN: a partition without killing anything.
+# namespace off the LAN (from everyone, the admin included): a partition
+# without killing anything; `up` heals it.
 #
-# Security as in production: TLS for clients and peers, client certificates
+# Security as the fleet will run it: TLS for clients and peers, client certificates
 # required (--client-cert-auth, --peer-client-cert-auth), all from a throwaway
 # CA made per run; etcd_enable_auth adds users, roles and `auth enable`.
 # Note that with --client-cert-auth and auth enabled, etcd takes the CN of a
 # client certificate as the user name when no user/password is given: the
 # certificate fleet_client_cert NAME makes authenticates as user NAME.
+# Files in $FLEET_PKI: ca.pem (0644), ca-key.pem, NAME.pem, NAME-key.pem and
+# NAME.password (all 0600); NAME is etcdK, admin (the admin namespace's
+# client), root, agent-HOST. Passwords reach etcdctl through ETCDCTL_USER in
+# its environment, except when users are created: `user add
+# --new-user-password` has them on its command line for a moment (a
+# throwaway cluster's; the fleet CLI must not do that).
 #
 # Processes: etcd runs under setsid (a Ctrl-C to the test's process group
 # does not reach it before the cleanup does) with a parent-death signal of
@@ -49,6 +58,7 @@
 #                                  harness run, kind "fleet", if not begun)
 #   fleet_ns_join NS IP            a namespace on the LAN at IP/24
 #   fleet_port IP                  the name of IP's bridge port in the LAN ns
+#   fleet_in NS CMD...             CMD in namespace NS (nsenter --net)
 #   fleet_pki_init                 the CA in $FLEET_PKI
 #   fleet_server_cert NAME IP      a server (and peer) certificate
 #   fleet_client_cert NAME         a client certificate, CN=NAME
