@@ -17,6 +17,10 @@ packages=(
   libidn12 libdb5.3 libgnutls30 libgnutls-dane0 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1
   # `systemd-analyze verify` of the shipped unit
   systemd
+  # the fleet tests: a real etcd cluster in namespaces (tests/fleet/etcd.sh)
+  etcd-server etcd-client
+  # the fleet agent's etcd client (HTTP/JSON over TLS with libcurl)
+  libcurl4-openssl-dev
 )
 
 # promtool (Prometheus' own parser of the text format) checks the metrics
