@@ -62,11 +62,13 @@
 #   fleet_pki_init                 the CA in $FLEET_PKI
 #   fleet_server_cert NAME IP      a server (and peer) certificate
 #   fleet_client_cert NAME         a client certificate, CN=NAME
+#   fleet_gateway_cert NAME        one without a CN, for smtpfence: NAME-gw.pem
 #   etcd_cluster_start [N=3]       N members, a leader, the admin namespace
 #   etcd_member_stop K             SIGTERM, waits for the exit
 #   etcd_member_kill K             SIGKILL, waits for the exit
 #   etcd_member_start K            restarts member K, waits until healthy
 #   etcd_member_running K          whether member K's process runs
+#   etcd_cluster_restart           starts every stopped member, waits for all
 #   etcd_leader                    prints the index of the leader
 #   etcd_wait_healthy              every running member healthy, or fail
 #   etcd_endpoint K                prints member K's client URL
@@ -244,12 +246,12 @@ fleet_pki_init() {
 # _fleet_cert NAME EXTENSIONS: a key and a certificate signed by the CA,
 # CN=NAME, in NAME.pem and NAME-key.pem (0600).
 _fleet_cert() {
-    local name=$1 ext=$2
+    local name=$1 ext=$2 subject=${3:-/CN=$1}
     [[ -f $FLEET_PKI/ca.pem ]] || fleet_pki_init
     (
         umask 077
         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-            -keyout "$FLEET_PKI/$name-key.pem" -subj "/CN=$name" 2>"$FLEET_PKI/openssl.err" |
+            -keyout "$FLEET_PKI/$name-key.pem" -subj "$subject" 2>"$FLEET_PKI/openssl.err" |
             openssl x509 -req -CA "$FLEET_PKI/ca.pem" -CAkey "$FLEET_PKI/ca-key.pem" \
                 -set_serial "0x$(openssl rand -hex 16)" -days 2 \
                 -extfile <(printf '%s\n' "$ext") -out "$FLEET_PKI/$name.pem" 2>>"$FLEET_PKI/openssl.err"
@@ -279,6 +281,17 @@ extendedKeyUsage=clientAuth"
 _fleet_password() {
     (umask 077 && openssl rand -hex 16 >"$FLEET_PKI/$1.password") || harness_die "cannot write $1.password"
     chmod 0600 "$FLEET_PKI/$1.password"
+}
+
+# fleet_gateway_cert NAME: a client certificate for smtpfence (the agent and
+# the fleet CLI), $FLEET_PKI/NAME-gw.pem: without a CN, because etcd's JSON
+# gateway refuses a client certificate with a CN once auth is on ("CommonName
+# of client sending a request against gateway will be ignored"); such a
+# client logs in with a user and password.
+fleet_gateway_cert() {
+    _fleet_cert "$1-gw" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth" "/O=smtpfence/OU=$1"
 }
 
 # ------------------------------------------------------------ etcdctl
@@ -465,6 +478,7 @@ etcd_cluster_start() {
     export ETCD_ENDPOINTS ETCD_N
     fleet_ns_join "$FLEET_ADMIN_NS" "$FLEET_ADMIN_IP" || harness_die "cannot put $FLEET_ADMIN_NS on the LAN"
     fleet_client_cert admin
+    fleet_gateway_cert admin
     for ((k = 1; k <= n; k++)); do _etcd_spawn "$k" new; done
     local start=$SECONDS
     if ! harness_wait_until "$FLEET_ETCD_START_S" etcd_leader >/dev/null || ! etcd_wait_healthy; then
@@ -512,6 +526,17 @@ etcd_member_start() {
     }
 }
 
+# etcd_cluster_restart: starts every stopped member at once, then waits until
+# all are healthy. (etcd_member_start waits for each member to be healthy,
+# which a member alone cannot be while the others are down: no quorum.)
+etcd_cluster_restart() {
+    local k
+    for ((k = 1; k <= ETCD_N; k++)); do
+        etcd_member_running "$k" || _etcd_spawn "$k" existing
+    done
+    harness_wait_until "$FLEET_ETCD_START_S" etcd_leader >/dev/null && etcd_wait_healthy
+}
+
 # ------------------------------------------------------------ auth
 
 # etcd_enable_auth: user root (role root, which `auth enable` requires),
@@ -541,6 +566,7 @@ etcd_add_agent() {
     local host=$1 u=agent-$1 out
     _fleet_password "$u"
     fleet_client_cert "$u"
+    fleet_gateway_cert "$u"
     out=$({
         etcdctl_admin role add "$u" &&
             etcdctl_admin role grant-permission "$u" --prefix=true read /smtpfence/v1/policy/ &&

@@ -49,13 +49,10 @@ void add_drop_options(CLI::App* cmd, RuleOptions& options) {
     cmd->add_flag("--force", options.force, "allow a prefix shorter than /8 (IPv4) or /32 (IPv6)");
 }
 
-int add_rules(const RuleOptions& options, Action action, const LimitTexts& limit, const CliContext& ctx) {
-    std::ostream& out = ctx.out;
-    std::ostream& err = ctx.err;
+std::vector<RuleSpec> rule_specs_of(const RuleOptions& options, Action action, const LimitTexts& limit,
+                                    std::ostream& err) {
     check_reason(options.reason);
-    auto now = static_cast<uint64_t>(std::time(nullptr));
-    uint64_t deadline = rule_deadline(options.for_text, options.until, now);
-    // Every prefix is checked before anything changes.
+    uint64_t deadline = rule_deadline(options.for_text, options.until, unix_now());
     std::vector<RuleSpec> specs;
     for (const auto& cidr : parse_cidrs(options.cidrs, err)) {
         RuleSpec spec;
@@ -69,6 +66,15 @@ int add_rules(const RuleOptions& options, Action action, const LimitTexts& limit
         check_breadth(cidr, action, options.force);
         specs.push_back(std::move(spec));
     }
+    return specs;
+}
+
+int add_rules(const RuleOptions& options, Action action, const LimitTexts& limit, const CliContext& ctx) {
+    std::ostream& out = ctx.out;
+    std::ostream& err = ctx.err;
+    auto now = static_cast<uint64_t>(std::time(nullptr));
+    // Every prefix is checked before anything changes.
+    std::vector<RuleSpec> specs = rule_specs_of(options, action, limit, err);
     FenceSession session = open_session(ctx);
     Fence& fence = session.fence();
     if (std::any_of(specs.begin(), specs.end(), [](const RuleSpec& s) { return s.limit.message_interval_ns != 0; })) {

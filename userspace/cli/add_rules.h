@@ -27,6 +27,11 @@ void add_reason_and_expiry_options(CLI::App* cmd, RuleOptions& options);
 // --dry-run and --force: for the rules that drop (block and limit).
 void add_drop_options(CLI::App* cmd, RuleOptions& options);
 
+// The rules `options` ask for, one per prefix, every prefix and option
+// checked (UsageError); created_by, origin and created_unix are left empty.
+std::vector<RuleSpec> rule_specs_of(const RuleOptions& options, Action action, const LimitTexts& limit,
+                                    std::ostream& err);
+
 // Checks every prefix and option before anything changes, then adds (or
 // updates, or replaces) one rule per prefix, says what happened and audits it.
 // `limit` holds the terms of a limit rule (Action::Limit only).

@@ -8,12 +8,14 @@
 #include <sstream>
 
 #include "base/errors.h"
+#include "cli/agent.h"
 #include "cli/attach.h"
 #include "cli/block.h"
 #include "cli/boot.h"
 #include "cli/commands.h"
 #include "cli/enforce.h"
 #include "cli/events.h"
+#include "cli/fleet.h"
 #include "cli/limit.h"
 #include "cli/list.h"
 #include "cli/metrics.h"
@@ -107,6 +109,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     register_events(app, commands);
     register_metrics(app, commands);
     register_serve(app, commands);
+    register_agent(app, commands);
+    register_fleet(app, commands);
 
     try {
         app.parse(argc, argv);

@@ -6,6 +6,7 @@
 //   /smtpfence/v1/policy/rules/SCOPE~CIDR   a rule; CIDR with '/' as '_',
 //                                           SCOPE all | role=NAME | host=NAME
 //   /smtpfence/v1/policy/echo/HOST          the agent's liveness probe (lease)
+//   /smtpfence/v1/policy/changed            the fleet commands' last change
 //   /smtpfence/v1/hosts/HOST/...            what the agent of HOST reports
 // A rule's key is made from its scope and prefix, so repeating a command
 // replaces the rule and `fleet remove` deletes exactly one key.
@@ -24,6 +25,10 @@ inline constexpr std::string_view kFleetPrefix = "/smtpfence/v1/";
 inline constexpr std::string_view kFleetPolicyPrefix = "/smtpfence/v1/policy/";
 inline constexpr std::string_view kFleetRulesPrefix = "/smtpfence/v1/policy/rules/";
 inline constexpr std::string_view kFleetEchoPrefix = "/smtpfence/v1/policy/echo/";
+// Written by every fleet command after its change: its mod_revision is the
+// revision of the fleet's latest change, which a host that is in sync has
+// applied (see `fleet status`).
+inline constexpr std::string_view kFleetChangedKey = "/smtpfence/v1/policy/changed";
 inline constexpr std::string_view kFleetHostsPrefix = "/smtpfence/v1/hosts/";
 
 // Whom a fleet rule targets.

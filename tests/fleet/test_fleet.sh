@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# The fleet end to end: a 3-member etcd cluster with TLS and auth
+# (tests/fleet/etcd.sh), three mail hosts that each run `smtpfence agent`
+# with their own pin dir (mx1: role mx; sub1: submission; central1:
+# central), a sender making real TCP connections to their SMTP ports, and
+# the admin's `smtpfence fleet` in a namespace of its own.
+#
+#   a role-scoped block reaches exactly the hosts of the role, and the
+#   command waits until they applied it; a host-scoped allow inside an
+#   all-hosts block wins on that host only; local rules are left alone and
+#   marked; a bad key written by hand is reported and skipped; fleet status
+#   shows every host; with the whole cluster stopped the blocks hold and a
+#   fleet rule's deadline still ends it on every host; an agent that was
+#   stopped while rules changed and the store compacted catches up; the
+#   leader killed: the fleet converges. Every wait is a poll with a deadline.
+#
+# Needs root, etcd (scripts/install-deps.sh). Run: sudo bash tests/fleet/test_fleet.sh
+# shellcheck disable=SC2317 # helpers called through check and harness_wait_until
+set -u
+# shellcheck source=SCRIPTDIR/etcd.sh
+source "$(dirname "${BASH_SOURCE[0]}")/etcd.sh"
+
+ROOT=$(cd "$FLEET_DIR/../.." && pwd)
+SMTPFENCE=${SMTPFENCE:-$ROOT/build/userspace/smtpfence}
+TCPPROBE=${TCPPROBE:-$ROOT/build/tests/tcpprobe}
+
+harness_require_root "the fleet tests"
+fleet_require_tools
+[[ -x $SMTPFENCE && -x $TCPPROBE ]] || harness_die "build first: $SMTPFENCE and $TCPPROBE"
+
+HOSTS=(mx1 sub1 central1)
+declare -A ROLE=([mx1]=mx [sub1]=submission [central1]=central)
+declare -A IP=([mx1]=$FLEET_NET.11 [sub1]=$FLEET_NET.12 [central1]=$FLEET_NET.13)
+declare -A AGENT_PID=()
+SENDER_NS=sffleet-sender-$FLEET_ID
+SENDER=$FLEET_NET.60   # the storm's source
+OTHER=$FLEET_NET.61    # another source in the same /24
+PROBE_MS=700
+
+check() {
+    local desc=$1 rc
+    shift
+    "$@" >"$HARNESS_TMP/check.out" 2>&1
+    rc=$?
+    if ((rc == 0)); then
+        harness_pass "$desc"
+        return 0
+    fi
+    harness_fail "$desc: '$*' exited $rc: $(tr '\n' ' ' <"$HARNESS_TMP/check.out")"
+    return 1
+}
+
+check_eq() {
+    if [[ $2 == "$3" ]]; then harness_pass "$1"; else harness_fail "$1: expected '$2', got '$3'"; fi
+}
+
+check_match() {
+    if [[ $3 =~ $2 ]]; then harness_pass "$1"; else harness_fail "$1: /$2/ not in: ${3//$'\n'/ | }"; fi
+}
+
+host_ns() { echo "sffleet-$1-$FLEET_ID"; }
+pin_dir() { echo "/sys/fs/bpf/smtpfence-fleet-$FLEET_ID-$1"; }
+
+# fleet ARGS...: the admin's CLI, from the admin namespace.
+fleet() { nsenter --net="/var/run/netns/$FLEET_ADMIN_NS" -- "$SMTPFENCE" fleet --config "$HARNESS_TMP/admin.conf" "$@"; }
+# local_cli HOST ARGS...: smtpfence on a mail host (its own pin dir).
+local_cli() {
+    local h=$1
+    shift
+    nsenter --net="/var/run/netns/$(host_ns "$h")" -- "$SMTPFENCE" --pin-dir "$(pin_dir "$h")" \
+        --state-dir "$HARNESS_TMP/state-$h" "$@"
+}
+
+# connects HOST [SRC]: one SMTP connection from SRC (default the storm's) succeeds.
+connects() { ip netns exec "$SENDER_NS" "$TCPPROBE" connect --src "${2:-$SENDER}" --timeout-ms "$PROBE_MS" "${IP[$1]}" 25; }
+blocked() { ! connects "$@"; }
+
+fleet_rule_action() { # HOST CIDR: the action of HOST's fleet rule for CIDR, or ""
+    local_cli "$1" list --json | jq -r --arg c "$2" '.rules[] | select(.cidr == $c and .set == "fleet") | .action'
+}
+
+write_config() { # HOST
+    local h=$1 u=agent-$1
+    mkdir -p "$HARNESS_TMP/state-$h"
+    cat >"$HARNESS_TMP/$h.conf" <<EOF
+interfaces = $FLEET_IF
+pin_dir = $(pin_dir "$h")
+state_dir = $HARNESS_TMP/state-$h
+host = $h
+roles = ${ROLE[$h]}
+etcd_endpoints = $ETCD_ENDPOINTS
+etcd_ca = $FLEET_PKI/ca.pem
+etcd_cert = $FLEET_PKI/$u-gw.pem
+etcd_key = $FLEET_PKI/$u-gw-key.pem
+etcd_user = $u
+etcd_password_file = $FLEET_PKI/$u.password
+EOF
+}
+
+start_agent() { # HOST
+    local h=$1
+    nsenter --net="/var/run/netns/$(host_ns "$h")" -- setpriv --pdeathsig TERM -- \
+        "$SMTPFENCE" agent --config "$HARNESS_TMP/$h.conf" >>"$HARNESS_TMP/agent-$h.log" 2>&1 &
+    AGENT_PID[$h]=$!
+    harness_track "${AGENT_PID[$h]}"
+}
+
+stop_agent() { # HOST
+    harness_end_pids "${AGENT_PID[$1]}"
+}
+
+alive_hosts() { fleet status --json | jq -r '[.hosts[] | select(.alive) | .host] | sort | join(" ")'; }
+
+remove_pins() {
+    local h
+    for h in "${HOSTS[@]}"; do rm -rf -- "$(pin_dir "$h")"; done
+}
+
+# ------------------------------------------------------------ setup
+
+fleet_lan_create
+harness_on_cleanup remove_pins
+T0=$SECONDS
+etcd_cluster_start 3
+etcd_enable_auth || harness_die "etcd auth"
+cat >"$HARNESS_TMP/admin.conf" <<EOF
+etcd_endpoints = $ETCD_ENDPOINTS
+etcd_ca = $FLEET_PKI/ca.pem
+etcd_cert = $FLEET_PKI/admin-gw.pem
+etcd_key = $FLEET_PKI/admin-gw-key.pem
+etcd_user = admin
+etcd_password_file = $FLEET_PKI/admin.password
+EOF
+
+fleet_ns_join "$SENDER_NS" "$SENDER" || harness_die "sender namespace"
+ip -n "$SENDER_NS" addr add "$OTHER/24" dev "$FLEET_IF"
+for h in "${HOSTS[@]}"; do
+    fleet_ns_join "$(host_ns "$h")" "${IP[$h]}" || harness_die "namespace of $h"
+    etcd_add_agent "$h" || harness_die "etcd user of $h"
+    write_config "$h"
+    ip netns exec "$(host_ns "$h")" "$TCPPROBE" listen --die-with-parent --banner "220 $h ESMTP" 22 25 \
+        >"$HARNESS_TMP/listen-$h.out" 2>&1 &
+    harness_track $!
+    start_agent "$h"
+done
+harness_log "cluster and hosts up in $((SECONDS - T0)) s"
+all_alive() { [[ $(alive_hosts) == "central1 mx1 sub1" ]]; }
+check "every agent is alive in fleet status" harness_wait_until 15 all_alive
+for h in "${HOSTS[@]}"; do check "$h accepts SMTP before any rule" connects "$h"; done
+
+# ------------------------------------------------------------ scopes
+
+harness_log "fleet block --role mx: the MX only, and the command waits for it"
+check "fleet block $SENDER/32 --role mx" fleet block "$SENDER/32" --role mx --reason "notifier storm"
+out=$(<"$HARNESS_TMP/check.out")
+check_match "it reports mx1 applied, with its latency" "mx1: applied in [0-9]+ ms" "$out"
+check_eq "and names no other host" "" "$(grep -E 'sub1|central1' <<<"$out")"
+check "mx1 drops the storm's SYN" blocked mx1
+check "sub1 still accepts it" connects sub1
+check "central1 still accepts it" connects central1
+check_eq "mx1 holds it as a fleet rule" block "$(fleet_rule_action mx1 "$SENDER/32")"
+check_match "with the admin's provenance" "fleet role=mx, " "$(local_cli mx1 list --json | jq -r '.rules[0].origin')"
+
+harness_log "an all-hosts block, and a host-scoped allow inside it"
+check "fleet block $FLEET_NET.0/24 (every host)" fleet block "$FLEET_NET.0/24" --reason "spewing /24"
+check "fleet allow $SENDER/32 --host sub1" fleet allow "$SENDER/32" --host sub1 --reason "our relay"
+check "sub1: the allow wins" connects sub1
+check "sub1: another source of the /24 is blocked" blocked sub1 "$OTHER"
+check "central1: blocked" blocked central1
+check "mx1: blocked" blocked mx1
+
+harness_log "local rules are the host's own"
+check "a local block on central1" local_cli central1 block 198.51.100.0/24 --reason "local emergency"
+check "fleet remove $FLEET_NET.0/24" fleet remove "$FLEET_NET.0/24"
+check "central1 accepts the storm again" connects central1
+check_eq "central1's local rule is untouched, marked local" "block local" \
+    "$(local_cli central1 list --json | jq -r '.rules[] | select(.cidr == "198.51.100.0/24") | "\(.action) \(.set)"')"
+local_remove_refused() { ! local_cli mx1 remove "$SENDER/32"; }
+check "a local remove of a fleet rule needs --force" local_remove_refused
+
+harness_log "bad data in the store: reported, skipped, nothing else disturbed"
+check "a hand-written key with an invalid prefix" etcdctl_admin put \
+    "/smtpfence/v1/policy/rules/all~203.0.113.99_32" '{"action":"block","cidr":"203.0.113.300/32","scope":"all"}'
+check "a hand-written limit with an invalid rate" etcdctl_admin put \
+    "/smtpfence/v1/policy/rules/all~203.0.113.98_32" '{"action":"limit","cidr":"203.0.113.98/32","scope":"all","rate":"lots"}'
+bad_reported() { fleet status --json | jq -e '[.hosts[] | select((.skipped | length) == 2)] | length == 3' >/dev/null; }
+check "every host reports both keys skipped (within 15 s)" harness_wait_until 15 bad_reported
+check_match "fleet status names the bad key" "skipped a bad rule: .*all~203\.0\.113\.99_32.*203\.0\.113\.300" \
+    "$(fleet status)"
+check_match "fleet list shows it invalid" "invalid, skipped by every agent: .*rate" "$(fleet list)"
+check "mx1 still blocks the storm" blocked mx1
+check "sub1 still accepts it" connects sub1
+check "the bad keys go" etcdctl_admin del --prefix "/smtpfence/v1/policy/rules/all~203.0.113.9"
+
+# ------------------------------------------------------------ outages
+
+harness_log "the whole cluster stopped: the blocks hold, deadlines still end rules"
+check "fleet block $OTHER/32 --for 8s (every host)" fleet block "$OTHER/32" --for 8s
+for h in "${HOSTS[@]}"; do check "$h blocks $OTHER" blocked "$h" "$OTHER"; done
+expires_unix=$(local_cli mx1 list --json | jq -r --arg c "$OTHER/32" '.rules[] | select(.cidr == $c) | .expires_unix')
+for k in 1 2 3; do etcd_member_kill "$k"; done
+store_down() { local_cli mx1 status --json >/dev/null; jq -e '.connected == false' "$HARNESS_TMP/state-mx1/fleet-agent.json" >/dev/null; }
+check "mx1's agent notices the outage" harness_wait_until 15 store_down
+check "mx1 still blocks the storm" blocked mx1
+check "sub1 still allows it (host allow)" connects sub1
+all_expired() { local h; for h in "${HOSTS[@]}"; do connects "$h" "$OTHER" || return 1; done; }
+check "the --for 8s rule ended on every host with etcd down" harness_wait_until 20 all_expired
+ended_unix=$(date +%s)
+# The deadline is whole seconds; the kernel's is exact, so allow the second it falls in.
+if ((ended_unix + 1 >= expires_unix)); then
+    harness_pass "and not before its deadline"
+else
+    harness_fail "it ended at $ended_unix, before its deadline $expires_unix"
+fi
+
+harness_log "an agent away while rules change and the store compacts catches up"
+stop_agent sub1
+check "the cluster is back" etcd_cluster_restart
+check "fleet block 198.51.100.0/24 --role submission (sub1 is down)" fleet block 198.51.100.0/24 --role submission --no-wait
+check "fleet remove the sub1 allow" fleet remove "$SENDER/32" --host sub1 --no-wait
+check "fleet block $SENDER/32 (every host)" fleet block "$SENDER/32" --no-wait
+rev=$(etcdctl_admin endpoint status -w json | jq -r '.[0].Status.header.revision')
+check "compact the store at $rev" etcdctl_admin compaction --physical "$rev"
+start_agent sub1
+sub1_caught_up() { [[ $(fleet_rule_action sub1 "$SENDER/32") == block && $(fleet_rule_action sub1 198.51.100.0/24) == block ]]; }
+check "sub1 caught up" harness_wait_until 20 sub1_caught_up
+check "sub1 now blocks the storm" blocked sub1
+
+harness_log "the leader killed: the fleet converges"
+leader=$(etcd_leader)
+etcd_member_kill "$leader"
+check "fleet block $FLEET_NET.62/32 after the leader died (retried while a new one is elected)" \
+    harness_wait_until 15 fleet block "$FLEET_NET.62/32" --wait 5s
+converged() { local h; for h in "${HOSTS[@]}"; do [[ $(fleet_rule_action "$h" "$FLEET_NET.62/32") == block ]] || return 1; done; }
+check "every host has it" harness_wait_until 15 converged
+etcd_member_start "$leader"
+
+harness_log "fleet status: one row per host"
+caught_up() {
+    fleet status --json | jq -e '[.hosts[] | select(.alive and .store_connected and .in_sync)] | length == 3' >/dev/null
+}
+check "every host alive and connected" harness_wait_until 15 caught_up
+fleet status >"$HARNESS_TMP/status.out"
+cat "$HARNESS_TMP/status.out"
+check_match "the table has the three hosts" "central1 +central +yes.*"$'\n'".*mx1 +mx +yes.*"$'\n'".*sub1 +submission +yes" \
+    "$(<"$HARNESS_TMP/status.out")"
+
+harness_log "done in $((SECONDS - T0)) s"
+harness_finish
