@@ -16,7 +16,8 @@ root=$E2E_TMP/root
 e2e_log "install into a DESTDIR"
 check "scripts/install.sh with DESTDIR" env DESTDIR="$root" BUILD_DIR="$(dirname "$SMTPFENCE")" \
     "$E2E_ROOT/scripts/install.sh"
-for f in usr/local/sbin/smtpfence etc/systemd/system/smtpfence.service etc/systemd/system/smtpfence-reap.service \
+for f in usr/local/sbin/smtpfence etc/systemd/system/smtpfence.service etc/systemd/system/smtpfence-agent.service \
+    etc/systemd/system/smtpfence-reap.service \
     etc/systemd/system/smtpfence-reap.timer etc/smtpfence/smtpfence.conf; do
     check "installed /$f" test -s "$root/$f"
 done
@@ -30,7 +31,7 @@ e2e_log "systemd-analyze verify"
 # --root, so systemd's own units go into the staged root too.
 mkdir -p "$root/usr/lib/systemd"
 cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
-units=("$root"/etc/systemd/system/smtpfence{.service,-reap.service,-reap.timer})
+units=("$root"/etc/systemd/system/smtpfence{.service,-agent.service,-reap.service,-reap.timer})
 out=$(systemd-analyze verify --root="$root" "${units[@]}" 2>&1)
 rc=$?
 check_eq "systemd-analyze verify exits 0" 0 "$rc"
@@ -48,6 +49,8 @@ exec_start() {
 }
 boot_line=$(exec_start smtpfence.service)
 check_match "the ExecStart line is the boot command" "smtpfence boot --config $config\$" "$boot_line"
+check_match "the agent's ExecStart line is the agent command" "smtpfence agent --config $config\$" \
+    "$(exec_start smtpfence-agent.service)"
 read -r -a boot_cmd <<<"$boot_line"
 read -r -a reap_cmd <<<"$(exec_start smtpfence-reap.service)"
 run_unit() { nsenter --net="$NETNS_DIR/$HOST_NS" -- "$@"; }

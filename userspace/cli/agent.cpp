@@ -1,10 +1,18 @@
 #include "cli/agent.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "base/errors.h"
+#include "base/unique_fd.h"
 #include "cli/boot.h"
 #include "etcd/config.h"
 #include "fence/state_file.h"
@@ -21,6 +29,23 @@ static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler
 
 void on_signal(int) {
     g_stop = true;
+}
+
+// Type=notify: tells systemd the fence is up (the unit is ordered before the
+// MTAs), by the datagram sd_notify(3) sends; nothing without NOTIFY_SOCKET.
+void notify_ready() {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@')) return;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const size_t len = std::min(std::strlen(path), sizeof addr.sun_path - 1);
+    std::memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // an abstract socket
+    UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return;
+    static const char kReady[] = "READY=1";
+    sendto(fd.get(), kReady, sizeof kReady - 1, 0, reinterpret_cast<sockaddr*>(&addr),
+           static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
 }
 
 }  // namespace
@@ -62,6 +87,7 @@ int run_agent(const AgentOptions& options, const CliContext& ctx) {
 
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
+    notify_ready();
     ctx.out << "agent " << settings.host << " (roles: " << (settings.roles.empty() ? "none" : "");
     for (size_t i = 0; i < settings.roles.size(); ++i) ctx.out << (i ? ", " : "") << settings.roles[i];
     ctx.out << "): watching " << settings.store.endpoints.size() << " etcd endpoint(s)" << std::endl;
