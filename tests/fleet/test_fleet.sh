@@ -203,6 +203,10 @@ store_down() { local_cli mx1 status --json >/dev/null; jq -e '.connected == fals
 check "mx1's agent notices the outage" harness_wait_until 15 store_down
 check "mx1 still blocks the storm" blocked mx1
 check "sub1 still allows it (host allow)" connects sub1
+check_match "mx1's status shows the outage" "fleet: +host mx1 \\(roles mx\\), revision [0-9]+ in force; store UNREACHABLE" \
+    "$(local_cli mx1 status)"
+check_match "and warns about it" "the fleet's store is unreachable since" "$(local_cli mx1 status --json | jq -r '.warnings[]')"
+check_match "mx1's metrics say so" $'smtpfence_fleet_store_connected 0' "$(local_cli mx1 metrics)"
 all_expired() { local h; for h in "${HOSTS[@]}"; do connects "$h" "$OTHER" || return 1; done; }
 check "the --for 8s rule ended on every host with etcd down" harness_wait_until 20 all_expired
 ended_unix=$(date +%s)
@@ -226,6 +230,32 @@ sub1_caught_up() { [[ $(fleet_rule_action sub1 "$SENDER/32") == block && $(fleet
 check "sub1 caught up" harness_wait_until 20 sub1_caught_up
 check "sub1 now blocks the storm" blocked sub1
 
+harness_log "from here on a prober from the blocked source tries every host, all the time"
+for h in "${HOSTS[@]}"; do blocked "$h" || harness_fail "$h lets the storm in before the prober starts"; done
+prober() {
+    local h
+    while [[ ! -e $HARNESS_TMP/prober.stop ]]; do
+        for h in "${HOSTS[@]}"; do
+            ip netns exec "$SENDER_NS" "$TCPPROBE" count --src "$SENDER" --timeout-ms 200 --attempts 1 "${IP[$h]}" 25 \
+                >>"$HARNESS_TMP/prober.out" 2>&1
+        done
+    done
+}
+prober &
+harness_track $!
+
+harness_log "quorum lost: changes fail and say so, the blocks hold"
+k1=$(etcd_leader)
+k2=$((k1 % 3 + 1))
+etcd_member_kill "$k1"
+etcd_member_kill "$k2"
+check_fails_quorum() { ! fleet block "$FLEET_NET.63/32" --wait 2s; }
+check "fleet block without a quorum fails" check_fails_quorum
+check_match "naming the store's failure" "smtpfence: .*(timed out|timeout|no leader|unavailable|Connection|connect)" \
+    "$(fleet block "$FLEET_NET.63/32" 2>&1)"
+check "mx1 still blocks the storm" blocked mx1
+check "quorum back" etcd_cluster_restart
+
 harness_log "the leader killed: the fleet converges"
 leader=$(etcd_leader)
 etcd_member_kill "$leader"
@@ -234,6 +264,13 @@ check "fleet block $FLEET_NET.62/32 after the leader died (retried while a new o
 converged() { local h; for h in "${HOSTS[@]}"; do [[ $(fleet_rule_action "$h" "$FLEET_NET.62/32") == block ]] || return 1; done; }
 check "every host has it" harness_wait_until 15 converged
 etcd_member_start "$leader"
+
+touch "$HARNESS_TMP/prober.stop"
+probes=$(grep -c '^ok=' "$HARNESS_TMP/prober.out")
+let_in=$(awk -F'[= ]' '/^ok=/ {n += $2} END {print n + 0}' "$HARNESS_TMP/prober.out")
+check_eq "the storm got no connection through on any host, through quorum loss and a leader failover ($probes probes)" \
+    0 "$let_in"
+((probes >= 30)) && harness_pass "the prober ran ($probes probes)" || harness_fail "the prober ran only $probes probes"
 
 harness_log "fleet status: one row per host"
 caught_up() {

@@ -11,7 +11,7 @@ void register_metrics(CLI::App& app, std::vector<Command>& commands) {
 }
 
 int run_metrics(const CliContext& ctx) {
-    ctx.out << metrics_text(gather_metrics(Fence::open(ctx.pin_dir)));
+    ctx.out << metrics_text(gather_metrics(Fence::open(ctx.pin_dir), ctx.state_dir));
     return kExitOk;
 }
 

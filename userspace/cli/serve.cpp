@@ -75,7 +75,7 @@ void register_serve(CLI::App& app, std::vector<Command>& commands) {
 
 int run_serve(const ServeOptions& options, const CliContext& ctx) {
     ListenAddress address = parse_listen_address(options.listen);
-    serve(ctx.pin_dir, address, ctx.out, ctx.err, ctx.warn_block_age_s);
+    serve(ctx.pin_dir, ctx.state_dir, address, ctx.out, ctx.err, ctx.warn_block_age_s);
     return kExitOk;
 }
 
@@ -110,8 +110,8 @@ ListenAddress parse_listen_address(std::string_view text) {
     return addr;
 }
 
-void serve(const std::string& pin_dir, const ListenAddress& address, std::ostream& out, std::ostream& err,
-           uint64_t warn_block_age_s) {
+void serve(const std::string& pin_dir, const std::string& state_dir, const ListenAddress& address, std::ostream& out,
+           std::ostream& err, uint64_t warn_block_age_s) {
     Fence::open(pin_dir);  // fail now, not at the first scrape, when there is no instance
     // Before the server starts its threads, so that they inherit the blocked signals.
     StopSignals signals;
@@ -135,9 +135,10 @@ void serve(const std::string& pin_dir, const ListenAddress& address, std::ostrea
             }
         };
     };
-    server.Get("/metrics",
-               handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir))); },
-                      kMetricsContentType));
+    server.Get(
+        "/metrics",
+        handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir), state_dir)); },
+               kMetricsContentType));
     server.Get("/rules", handle(
                              [&](const httplib::Request&) {
                                  return rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s).dump(2) +

@@ -36,7 +36,7 @@ ListenAddress parse_listen_address(std::string_view text);
 
 // Serves until SIGINT or SIGTERM; `out` gets one line once the socket listens.
 // `warn_block_age_s` marks old blocks in /rules, as in `list --json`.
-void serve(const std::string& pin_dir, const ListenAddress& address, std::ostream& out, std::ostream& err,
-           uint64_t warn_block_age_s);
+void serve(const std::string& pin_dir, const std::string& state_dir, const ListenAddress& address, std::ostream& out,
+           std::ostream& err, uint64_t warn_block_age_s);
 
 }  // namespace smtpfence

@@ -45,6 +45,7 @@ int run_status(const StatusOptions& options, const CliContext& ctx) {
                 st.unpaced_interfaces.push_back(att.name + " (root qdisc " + root.kind + " " + root.handle + ")");
         }
     }
+    st.fleet = read_agent_state(ctx.state_dir);
     st.warnings = status_warnings(st);
     if (options.json) {
         print_json(ctx.out, status_json(st));

@@ -26,21 +26,6 @@ std::string host_key(const std::string& host, const char* leaf) {
     return std::string(kFleetHostsPrefix) + host + "/" + leaf;
 }
 
-nlohmann::ordered_json state_json(const AgentState& s) {
-    return {{"host", s.host},
-            {"roles", s.roles},
-            {"connected", s.connected},
-            {"since_unix", s.since_unix},
-            {"endpoint", s.endpoint},
-            {"last_error", s.last_error},
-            {"revision", s.revision},
-            {"applied_unix", s.applied_unix},
-            {"fleet_rules", s.fleet_rules},
-            {"skipped", s.skipped},
-            {"shadowed", s.shadowed},
-            {"failed", s.failed}};
-}
-
 // Sleeps `d`, or less when `stop` becomes true; true when it did.
 bool sleep_unless(const std::atomic<bool>& stop, std::chrono::milliseconds d) {
     auto until = std::chrono::steady_clock::now() + d;
@@ -221,7 +206,7 @@ private:
 
     void save_state_locked() {
         try {
-            write_file_atomically(agent_state_path(s_.state_dir), state_json(state_).dump(2) + "\n");
+            write_agent_state(s_.state_dir, state_);
         } catch (const std::exception& e) {
             log_ << "could not save the agent's state: " << e.what() << '\n';
         }
@@ -283,7 +268,7 @@ private:
         nlohmann::ordered_json j;
         {
             std::lock_guard lock(mutex_);
-            j = state_json(state_);
+            j = agent_state_json(state_);
         }
         j.erase("host");
         j["at_unix"] = unix_now();
@@ -318,31 +303,6 @@ private:
 };
 
 }  // namespace
-
-std::string agent_state_path(const std::string& state_dir) {
-    return state_dir + "/fleet-agent.json";
-}
-
-std::optional<AgentState> read_agent_state(const std::string& state_dir) {
-    auto text = read_file(agent_state_path(state_dir));
-    if (!text) return std::nullopt;
-    nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-    if (!j.is_object()) return std::nullopt;
-    AgentState s;
-    s.host = j.value("host", "");
-    s.roles = j.value("roles", std::vector<std::string>{});
-    s.connected = j.value("connected", false);
-    s.since_unix = j.value("since_unix", uint64_t{0});
-    s.endpoint = j.value("endpoint", "");
-    s.last_error = j.value("last_error", "");
-    s.revision = j.value("revision", int64_t{0});
-    s.applied_unix = j.value("applied_unix", uint64_t{0});
-    s.fleet_rules = j.value("fleet_rules", size_t{0});
-    s.skipped = j.value("skipped", std::vector<std::string>{});
-    s.shadowed = j.value("shadowed", std::vector<std::string>{});
-    s.failed = j.value("failed", std::vector<std::string>{});
-    return s;
-}
 
 void run_fleet_agent(const AgentSettings& settings, const std::atomic<bool>& stop, std::ostream& log) {
     Agent(settings, stop, log).run();

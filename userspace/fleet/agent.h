@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "etcd/config.h"
+#include "fence/agent_state.h"
 
 namespace smtpfence {
 
@@ -37,26 +38,6 @@ struct AgentSettings {
     std::chrono::milliseconds report_interval{10'000};  // hosts/HOST/status
     int64_t lease_ttl_s = 15;                           // hosts/HOST/info lives this long without the agent
 };
-
-// What the agent last knew, for `status` and `fleet status` on this host:
-// STATE_DIR/fleet-agent.json, rewritten atomically on every change.
-struct AgentState {
-    std::string host;
-    std::vector<std::string> roles;
-    bool connected = false;
-    uint64_t since_unix = 0;  // connected or not since then
-    std::string endpoint;
-    std::string last_error;
-    int64_t revision = 0;  // the store revision whose rules are in force
-    uint64_t applied_unix = 0;
-    size_t fleet_rules = 0;
-    std::vector<std::string> skipped;   // "KEY: why" (bad values in the store)
-    std::vector<std::string> shadowed;  // prefixes a local rule holds
-    std::vector<std::string> failed;    // fleet rules this host could not apply
-};
-
-std::string agent_state_path(const std::string& state_dir);
-std::optional<AgentState> read_agent_state(const std::string& state_dir);
 
 // Runs until `stop` is true. Throws only on a bad setup (UsageError) or when
 // the fence cannot be opened; store failures are retried with backoff.

@@ -1,5 +1,7 @@
 #include "output/metrics.h"
 
+#include "text/durations.h"
+
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -71,8 +73,10 @@ std::string escape_help(std::string_view text) {
     return out;
 }
 
-MetricsView gather_metrics(const Fence& fence) {
+MetricsView gather_metrics(const Fence& fence, const std::string& state_dir) {
     MetricsView view;
+    view.fleet = read_agent_state(state_dir);
+    view.now_unix = unix_now();
     view.version = SMTPFENCE_VERSION;
     view.rules = fence.rules();
     view.counters = fence.counters();
@@ -133,6 +137,20 @@ std::string metrics_text(const MetricsView& v) {
              v.sources_tracked);
     e.single("smtpfence_sources_capacity", "gauge",
              "Entries the per-source accounting holds before it forgets the least recently seen.", v.sources_capacity);
+    if (v.fleet) {
+        const AgentState& f = *v.fleet;
+        e.single("smtpfence_fleet_store_connected", "gauge",
+                 "1 while the fleet agent reaches the fleet's store (etcd), 0 while it is unreachable.",
+                 f.connected ? 1 : 0);
+        e.single("smtpfence_fleet_store_state_seconds", "gauge",
+                 "Seconds since the fleet's store became reachable or unreachable.",
+                 v.now_unix > f.since_unix ? v.now_unix - f.since_unix : 0);
+        e.single("smtpfence_fleet_revision_applied", "gauge", "The fleet store revision whose rules are in force.",
+                 static_cast<uint64_t>(f.revision));
+        e.single("smtpfence_fleet_rules_skipped", "gauge", "Fleet rules in the store that are invalid and skipped.",
+                 f.skipped.size());
+        e.single("smtpfence_fleet_rules_failed", "gauge", "Fleet rules this host could not apply.", f.failed.size());
+    }
     return e.str();
 }
 

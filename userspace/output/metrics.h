@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fence/agent_state.h"
 #include "fence/rule_store.h"
 #include "text/rule.h"
 
@@ -23,10 +25,13 @@ struct MetricsView {
     size_t attached_interfaces = 0;
     size_t sources_tracked = 0;
     uint32_t sources_capacity = 0;
+    std::optional<AgentState> fleet;  // when this host runs the fleet agent
+    uint64_t now_unix = 0;
 };
 
-// Reads the view from the pinned maps of an instance.
-MetricsView gather_metrics(const Fence& fence);
+// Reads the view from the pinned maps of an instance, and the fleet agent's
+// state from `state_dir`.
+MetricsView gather_metrics(const Fence& fence, const std::string& state_dir);
 
 std::string metrics_text(const MetricsView& view);
 

@@ -60,6 +60,18 @@ std::vector<std::string> status_warnings(const StatusView& st) {
         w.push_back("--messages does not pace on " + i + ": smtpfence's HTB root is gone; `smtpfence attach " +
                     i.substr(0, i.find(' ')) + "` sets it up again");
     }
+    if (st.fleet && !st.fleet->connected) {
+        w.push_back("the fleet's store is unreachable since " + format_utc(st.fleet->since_unix) + " (" +
+                    st.fleet->last_error + "): the fleet rules of revision " + std::to_string(st.fleet->revision) +
+                    " stay in force; the agent retries");
+    }
+    if (st.fleet) {
+        for (const auto& s : st.fleet->skipped) w.push_back("a fleet rule in the store is invalid, skipped: " + s);
+        for (const auto& s : st.fleet->failed) w.push_back("a fleet rule could not be applied here: " + s);
+        for (const auto& s : st.fleet->shadowed) {
+            w.push_back("a local rule holds " + s + ", where the fleet has a rule: the local one applies");
+        }
+    }
     size_t dry = std::count_if(st.rules.begin(), st.rules.end(), [](const Rule& r) { return r.dry_run; });
     if (dry) {
         w.push_back(std::to_string(dry) + (dry == 1 ? " rule is a dry run" : " rules are dry runs") +
@@ -126,6 +138,14 @@ std::string status_text(const StatusView& st) {
     std::istringstream rule_lines(rules_text(st.rules, st.now_unix, st.warn_block_age_s));
     for (std::string line; std::getline(rule_lines, line);) out << "  " << line << '\n';
     const fence_stats& c = st.counters;
+    if (st.fleet) {
+        const AgentState& f = *st.fleet;
+        std::string roles;
+        for (const auto& r : f.roles) roles += (roles.empty() ? "" : ",") + r;
+        out << "fleet:      host " << f.host << " (roles " << (roles.empty() ? "none" : roles) << "), revision "
+            << f.revision << " in force; store " << (f.connected ? "connected (" + f.endpoint + ")" : "UNREACHABLE")
+            << " since " << format_utc(f.since_unix) << '\n';
+    }
     out << "packets:    seen " << c.seen << ", passed " << c.passed << ", dropped " << c.dropped << "; SMTP " << c.smtp
         << " (SYN packets " << c.smtp_syn << ", a dry run would have dropped " << c.would_drop
         << "), port-less fragments " << c.fragments << ", malformed " << c.malformed << '\n';
@@ -179,6 +199,7 @@ nlohmann::ordered_json status_json(const StatusView& st) {
           {"matches_kernel", sf.exists && sf.error.empty() && !sf.differing && !sf.ports_differ},
           {"written_unix", sf.written_unix}}},
         {"counters", counters_json(st.counters)},
+        {"fleet", st.fleet ? agent_state_json(*st.fleet) : nlohmann::ordered_json(nullptr)},
         {"warnings", st.warnings},
     };
 }

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "fence/agent_state.h"
 #include "fence/attach.h"
 #include "fence/state_file.h"
 #include "smtpfence_abi.h"
@@ -32,12 +34,14 @@ struct StatusView {
     // Attached interfaces where rules are paced but smtpfence's HTB root is
     // missing (someone replaced it): "eth0 (root qdisc fq_codel 8001:)".
     std::vector<std::string> unpaced_interfaces;
+    std::optional<AgentState> fleet;    // when this host runs the fleet agent
     std::vector<std::string> warnings;  // see status_warnings
 };
 
 // What deserves the admin's attention: nothing attached, a state file that
 // is missing, broken or out of step with the kernel, dry-run rules, blocks
-// older than warn_block_age_s, paced rules an interface does not pace.
+// older than warn_block_age_s, paced rules an interface does not pace, the
+// fleet's store unreachable, fleet rules skipped or not applied.
 std::vector<std::string> status_warnings(const StatusView& status);
 
 std::string status_text(const StatusView& status);
