@@ -191,6 +191,27 @@ TEST(MetricsText, IsValidExposition) {
     EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text;
 }
 
+// Only a host that runs the fleet agent has the fleet's gauges.
+TEST(MetricsText, FleetGaugesWhenTheAgentRuns) {
+    MetricsView v = sample_view();
+    EXPECT_EQ(metrics_text(v).find("smtpfence_fleet_"), std::string::npos);
+    AgentState f;
+    f.connected = false;
+    f.since_unix = 1000;
+    f.revision = 42;
+    f.skipped = {"a", "b"};
+    v.fleet = f;
+    v.now_unix = 1090;
+    std::string text = metrics_text(v);
+    EXPECT_TRUE(has_line(text, "smtpfence_fleet_store_connected 0")) << text;
+    EXPECT_TRUE(has_line(text, "smtpfence_fleet_store_state_seconds 90")) << text;
+    EXPECT_TRUE(has_line(text, "smtpfence_fleet_revision_applied 42")) << text;
+    EXPECT_TRUE(has_line(text, "smtpfence_fleet_rules_skipped 2")) << text;
+    EXPECT_TRUE(has_line(text, "smtpfence_fleet_rules_failed 0")) << text;
+    auto problems = exposition_problems(text);
+    EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text;
+}
+
 TEST(MetricsText, EscapesAWeirdVersionLabel) {
     MetricsView v = sample_view();
     v.version = "1.0 \"beta\"\\x\n";

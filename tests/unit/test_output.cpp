@@ -296,7 +296,8 @@ TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
     for (const auto& [key, value] : j.items()) keys.push_back(key);
     EXPECT_EQ(keys, (std::vector<std::string>{"version", "layout_version", "pin_dir", "program_id", "interfaces",
                                               "ports", "rules", "limits", "rule_list", "warn_block_age_s", "state_file",
-                                              "counters", "warnings"}));
+                                              "counters", "fleet", "warnings"}));
+    EXPECT_TRUE(j["fleet"].is_null());  // no fleet agent on this host
 }
 
 TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
@@ -347,6 +348,42 @@ TEST(StatusText, ShowsTheStateFileAndWarnings) {
               std::string::npos)
         << text;
     EXPECT_NE(text.find("  - 1 rule is a dry run: counted, not enforced (`smtpfence enforce CIDR`)\n"),
+              std::string::npos)
+        << text;
+}
+
+// A host in a fleet: the agent's view of the store, and an outage as a warning.
+TEST(StatusText, ShowsTheFleetAndAStoreOutage) {
+    StatusView st = sample_status();
+    st.state = {"/var/lib/smtpfence/smtpfence.rules", true, "", 3, 0, false, 1795600000};
+    AgentState f;
+    f.host = "mx1";
+    f.roles = {"mx"};
+    f.connected = true;
+    f.since_unix = 1795600000;
+    f.endpoint = "https://203.0.113.101:2379";
+    f.revision = 42;
+    st.fleet = f;
+    st.warnings = status_warnings(st);
+    std::string text = status_text(st);
+    EXPECT_NE(text.find("fleet:      host mx1 (roles mx), revision 42 in force; store connected "
+                        "(https://203.0.113.101:2379) since 2026-11-25T09:46:40Z\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("warnings:   none\n"), std::string::npos) << text;
+    EXPECT_EQ(status_json(st)["fleet"]["revision"], 42);
+
+    st.fleet->connected = false;
+    st.fleet->last_error = "no etcd endpoint answered";
+    st.fleet->skipped = {"/smtpfence/v1/policy/rules/all~x: bad"};
+    st.warnings = status_warnings(st);
+    text = status_text(st);
+    EXPECT_NE(text.find("store UNREACHABLE since"), std::string::npos) << text;
+    EXPECT_NE(text.find("  - the fleet's store is unreachable since 2026-11-25T09:46:40Z (no etcd endpoint answered): "
+                        "the fleet rules of revision 42 stay in force; the agent retries\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("a fleet rule in the store is invalid, skipped: /smtpfence/v1/policy/rules/all~x: bad"),
               std::string::npos)
         << text;
 }
