@@ -169,6 +169,15 @@ check "sub1: another source of the /24 is blocked" blocked sub1 "$OTHER"
 check "central1: blocked" blocked central1
 check "mx1: blocked" blocked mx1
 
+harness_log "a dry run for the fleet, then enforce"
+check "fleet block $FLEET_NET.70/32 --dry-run" fleet block "$FLEET_NET.70/32" --dry-run
+check_eq "central1 holds it as a dry run" true \
+    "$(local_cli central1 list --json | jq -r --arg c "$FLEET_NET.70/32" '.rules[] | select(.cidr == $c) | .dry_run')"
+check "fleet enforce $FLEET_NET.70/32" fleet enforce "$FLEET_NET.70/32"
+check_eq "central1 enforces it" false \
+    "$(local_cli central1 list --json | jq -r --arg c "$FLEET_NET.70/32" '.rules[] | select(.cidr == $c) | .dry_run')"
+check "fleet remove it" fleet remove "$FLEET_NET.70/32"
+
 harness_log "local rules are the host's own"
 check "a local block on central1" local_cli central1 block 198.51.100.0/24 --reason "local emergency"
 check "fleet remove $FLEET_NET.0/24" fleet remove "$FLEET_NET.0/24"
@@ -271,6 +280,18 @@ let_in=$(awk -F'[= ]' '/^ok=/ {n += $2} END {print n + 0}' "$HARNESS_TMP/prober.
 check_eq "the storm got no connection through on any host, through quorum loss and a leader failover ($probes probes)" \
     0 "$let_in"
 ((probes >= 30)) && harness_pass "the prober ran ($probes probes)" || harness_fail "the prober ran only $probes probes"
+
+harness_log "fleet list: every rule, and what each host enforcing it counted"
+mx_counted() {
+    fleet list --json | jq -e --arg k "/smtpfence/v1/policy/rules/role=mx~$SENDER_32" \
+        '.rules[] | select(.key == $k) | .hosts.mx1.dropped_attempts > 0' >/dev/null
+}
+SENDER_32=${SENDER}_32
+check "mx1's drops of the storm reach fleet list (reports every 10 s)" harness_wait_until 15 mx_counted
+fleet list >"$HARNESS_TMP/list.out"
+cat "$HARNESS_TMP/list.out"
+check_match "the text shows them under the rule" "role=mx +block +$SENDER/32.*"$'\n'" +↳ attempts dropped/made: mx1 [1-9]" \
+    "$(<"$HARNESS_TMP/list.out")"
 
 harness_log "fleet status: one row per host"
 caught_up() {

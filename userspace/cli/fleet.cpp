@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "base/errors.h"
@@ -186,10 +187,49 @@ int run_fleet_remove(const FleetOptions& fleet, const FleetRemoveOptions& option
     return wait_for_hosts(store, scopes, revision, start_ms, options.target, ctx);
 }
 
+int run_fleet_enforce(const FleetOptions& fleet, const FleetRemoveOptions& options, const CliContext& ctx) {
+    std::vector<Cidr> cidrs = parse_cidrs(options.cidrs, ctx.err);
+    std::vector<FleetScope> scopes = scopes_of(options.target);
+    etcd::Client store = open_store(fleet);
+    // Every rule is read and checked before any is changed.
+    std::vector<std::pair<etcd::KeyValue, FleetRule>> dry;
+    for (const auto& scope : scopes) {
+        for (const auto& cidr : cidrs) {
+            const std::string key = fleet_rule_key(scope, cidr);
+            auto kv = store.get(key);
+            if (!kv) {
+                throw RuntimeError("no fleet rule for " + format_cidr(cidr) + " with scope " +
+                                   format_fleet_scope(scope) + "; nothing was changed (see `smtpfence fleet list`)");
+            }
+            FleetRule rule = parse_fleet_rule(key, kv->value);
+            if (!rule.spec.dry_run) {
+                ctx.out << format_cidr(cidr) << " for " << format_fleet_scope(scope) << " is already live\n";
+                continue;
+            }
+            dry.emplace_back(*kv, std::move(rule));
+        }
+    }
+    if (dry.empty()) return kExitOk;
+    const int64_t start_ms = unix_now_ms();
+    for (auto& [kv, rule] : dry) {
+        rule.spec.dry_run = false;
+        // Only the rule that was read: a change made meanwhile is not overwritten.
+        if (!store.put_if_unchanged(kv.key, fleet_rule_json(rule), kv.mod_revision)) {
+            throw RuntimeError(kv.key + " changed while enforcing it; run the command again");
+        }
+        ctx.out << "enforced " << format_cidr(rule.spec.cidr) << " for " << format_fleet_scope(rule.scope) << '\n';
+    }
+    int64_t revision = mark_changed(store, invoking_user(), invoking_origin());
+    return wait_for_hosts(store, scopes, revision, start_ms, options.target, ctx);
+}
+
 int run_fleet_list(const FleetOptions& fleet, const FleetListOptions& options, const CliContext& ctx) {
     etcd::Client store = open_store(fleet);
     etcd::RangeResult listed = store.range_prefix(std::string(kFleetRulesPrefix));
+    const std::vector<HostReport> hosts = read_host_reports(store);
     const uint64_t now = unix_now();
+    // Per rule, what each host enforcing it counted: "mx1 7/40" (dropped/attempts).
+    std::vector<std::string> per_host_lines;
     nlohmann::ordered_json rules = nlohmann::ordered_json::array();
     std::vector<std::vector<std::string>> rows{
         {"SCOPE", "ACTION", "SOURCE", "TERMS", "EXPIRES", "BY", "FROM", "REASON"}};
@@ -206,6 +246,20 @@ int run_fleet_list(const FleetOptions& fleet, const FleetListOptions& options, c
             nlohmann::ordered_json j = nlohmann::ordered_json::parse(kv.value);
             j["key"] = kv.key;
             j["mod_revision"] = kv.mod_revision;
+            nlohmann::ordered_json on_hosts = nlohmann::ordered_json::object();
+            std::string line;
+            const std::string id = format_fleet_scope(rule.scope) + "~" + format_cidr(s.cidr);
+            for (const auto& h : hosts) {
+                auto it = h.rule_counts.find(id);
+                if (it == h.rule_counts.end()) continue;
+                on_hosts[h.host] = {{"attempts", it->second.attempts},
+                                    {"dropped_attempts", it->second.dropped_attempts}};
+                line += (line.empty() ? "" : ", ") + h.host + " " + std::to_string(it->second.dropped_attempts) + "/" +
+                        std::to_string(it->second.attempts);
+            }
+            j["hosts"] = on_hosts;
+            per_host_lines.push_back(line.empty() ? "in no host's report yet (hosts report every 10 s)"
+                                                  : "attempts dropped/made: " + line);
             rules.push_back(j);
         } catch (const UsageError& e) {
             invalid.push_back(e.what());
@@ -219,7 +273,14 @@ int run_fleet_list(const FleetOptions& fleet, const FleetListOptions& options, c
     if (rows.size() == 1) {
         ctx.out << "no fleet rules (revision " << listed.revision << ")\n";
     } else {
-        ctx.out << table(rows, {false, false, false, false, false, false, false, false});
+        std::istringstream lines(table(rows, {false, false, false, false, false, false, false, false}));
+        std::string line;
+        std::getline(lines, line);
+        ctx.out << line << '\n';
+        for (const auto& hosts_line : per_host_lines) {
+            std::getline(lines, line);
+            ctx.out << line << "\n        ↳ " << hosts_line << '\n';
+        }
     }
     for (const auto& i : invalid) ctx.out << "! invalid, skipped by every agent: " << i << '\n';
     return kExitOk;
@@ -285,7 +346,7 @@ void register_fleet(CLI::App& app, std::vector<Command>& commands) {
     auto fleet = std::make_shared<FleetOptions>();
     auto* cmd = app.add_subcommand("fleet",
                                    "the rules of every entry point, through etcd: block, allow, limit, "
-                                   "remove, list, status");
+                                   "enforce, remove, list, status");
     cmd->require_subcommand(1);
     // --config and --insecure may also follow the verb: `fleet block X --config F`.
     cmd->fallthrough();
@@ -319,6 +380,13 @@ void register_fleet(CLI::App& app, std::vector<Command>& commands) {
     rm->add_option("CIDR", remove->cidrs, "prefix of the rule to remove")->required();
     add_target_options(rm, remove->target);
     commands.push_back({rm, [fleet, remove](const CliContext& ctx) { return run_fleet_remove(*fleet, *remove, ctx); }});
+
+    auto enforce = std::make_shared<FleetRemoveOptions>();
+    auto* en = cmd->add_subcommand("enforce", "make dry-run fleet rules live");
+    en->add_option("CIDR", enforce->cidrs, "prefix of the dry-run rule")->required();
+    add_target_options(en, enforce->target);
+    commands.push_back(
+        {en, [fleet, enforce](const CliContext& ctx) { return run_fleet_enforce(*fleet, *enforce, ctx); }});
 
     auto list = std::make_shared<FleetListOptions>();
     auto* ls = cmd->add_subcommand("list", "every fleet rule with its scope, provenance and expiry");

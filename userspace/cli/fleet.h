@@ -1,7 +1,7 @@
 // `fleet`: the rules of every entry point, in one place (etcd). `fleet block`,
 // `allow`, `limit` and `remove` take the local verb's options plus --role and
 // --host, store the rule, and wait until every targeted live host applied it;
-// `fleet list` shows the stored rules, `fleet status` every host.
+// `enforce` makes a dry run live; `fleet list` shows the stored rules, `fleet status` every host.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -42,6 +42,8 @@ struct FleetListOptions {
 void register_fleet(CLI::App& app, std::vector<Command>& commands);
 int run_fleet_rules(const FleetOptions& fleet, const FleetRuleOptions& options, Action action, const CliContext& ctx);
 int run_fleet_remove(const FleetOptions& fleet, const FleetRemoveOptions& options, const CliContext& ctx);
+// `fleet enforce`: dry-run fleet rules become live (the same options as remove).
+int run_fleet_enforce(const FleetOptions& fleet, const FleetRemoveOptions& options, const CliContext& ctx);
 int run_fleet_list(const FleetOptions& fleet, const FleetListOptions& options, const CliContext& ctx);
 int run_fleet_status(const FleetOptions& fleet, const FleetListOptions& options, const CliContext& ctx);
 

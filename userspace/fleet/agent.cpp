@@ -14,6 +14,7 @@
 #include "fence/state_file.h"
 #include "fleet/policy.h"
 #include "fleet/reconcile.h"
+#include "text/cidr.h"
 #include "text/durations.h"
 
 namespace smtpfence {
@@ -276,7 +277,24 @@ private:
             Fence fence = Fence::open(s_.pin_dir);
             size_t fleet = 0, local = 0;
             uint64_t syn_dropped = 0, attempts_dropped = 0;
-            for (const auto& r : fence.rules()) (is_fleet_origin(r.origin) ? fleet : local)++;
+            nlohmann::ordered_json rule_counters = nlohmann::ordered_json::array();
+            for (const auto& r : fence.rules()) {
+                if (!is_fleet_origin(r.origin)) {
+                    local++;
+                    continue;
+                }
+                fleet++;
+                // "fleet SCOPE, ...": which of the fleet's rules for this prefix is in force here.
+                std::string scope = r.origin.substr(kFleetOriginTag.size());
+                scope = scope.substr(0, scope.find(','));
+                rule_counters.push_back({{"cidr", format_cidr(r.cidr)},
+                                         {"scope", scope},
+                                         {"attempts", r.counters.attempts},
+                                         {"dropped_attempts", r.counters.dropped_attempts},
+                                         {"matched", r.counters.matched},
+                                         {"dropped", r.counters.dropped}});
+            }
+            j["rule_counters"] = rule_counters;
             fence_stats st = fence.counters();
             syn_dropped = st.dropped;
             attempts_dropped = st.dropped_attempts;

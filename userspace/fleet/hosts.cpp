@@ -64,6 +64,13 @@ std::vector<HostReport> read_host_reports(etcd::Client& client) {
             h.skipped = j.value("skipped", std::vector<std::string>{});
             h.shadowed = j.value("shadowed", std::vector<std::string>{});
             h.failed = j.value("failed", std::vector<std::string>{});
+            if (auto counts = j.find("rule_counters"); counts != j.end() && counts->is_array()) {
+                for (const auto& c : *counts) {
+                    if (!c.is_object()) continue;
+                    h.rule_counts[c.value("scope", "") + "~" + c.value("cidr", "")] = {
+                        c.value("attempts", uint64_t{0}), c.value("dropped_attempts", uint64_t{0})};
+                }
+            }
         }
     }
     std::vector<HostReport> out;

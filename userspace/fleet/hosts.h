@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ struct HostReport {
     std::string last_error;
     uint64_t fleet_rules = 0, local_rules = 0, syn_dropped = 0, attempts_dropped = 0;
     std::vector<std::string> skipped, shadowed, failed;
+    // What each fleet rule in force there counted, by "SCOPE~CIDR".
+    struct RuleCounts {
+        uint64_t attempts = 0, dropped_attempts = 0;
+    };
+    std::map<std::string, RuleCounts> rule_counts;
 };
 
 // Every host that ever reported (alive or not), by name.
