@@ -102,10 +102,14 @@ else
 fi
 
 e2e_log "the reaper unit"
-check "a rule for 1 s" fence block 198.51.100.0/24 --for 1s
+# 5 s, not 1: every command reaps what has expired, so the `list` that reads
+# the deadline must run before it (on a loaded machine it once ran 1 s late,
+# reaped the rule itself and left the reaper nothing to do).
+check "a rule for 5 s" fence block 198.51.100.0/24 --for 5s
 expires=$(rule_field 198.51.100.0/24 expires_unix)
+check_match "its deadline is read before it passes" '^[0-9]+$' "$expires"
 past_deadline() { (($(date +%s) > expires)); }
-check "its deadline passes" wait_until 4 past_deadline
+check "its deadline passes" wait_until 8 past_deadline
 check_match "the reaper's ExecStart removes it" 'reaped 1 expired rule' "$(run_unit "${reap_cmd[@]}" 2>&1)"
 
 e2e_log "a broken config changes nothing"

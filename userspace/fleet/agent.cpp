@@ -37,14 +37,15 @@ bool sleep_unless(const std::atomic<bool>& stop, std::chrono::milliseconds d) {
     return stop;
 }
 
-// Retries after a store failure wait 100 ms, doubling to 5 s, each with up
+// Retries after a store failure wait 100 ms, doubling to 2 s, each with up
 // to half again of jitter, so that a fleet of agents does not return to a
-// recovering cluster in step.
+// recovering cluster in step. 2 s, not more: once etcd is back, a host
+// should apply the next change within the fleet commands' default wait.
 class Backoff {
 public:
     std::chrono::milliseconds next() {
         auto d = current_;
-        current_ = std::min(current_ * 2, std::chrono::milliseconds(5000));
+        current_ = std::min(current_ * 2, std::chrono::milliseconds(2000));
         std::uniform_int_distribution<int64_t> jitter(0, d.count() / 2);
         return d + std::chrono::milliseconds(jitter(rng_));
     }
