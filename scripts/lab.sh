@@ -31,7 +31,16 @@
 #                   198.51.100.16/28 --messages 5/s`: Postfix (sessions
 #                   reused), then Exim with STARTTLS: all delivered once, at
 #                   5 messages a second, a second sender unaffected; then a
-#                   block handed over to the pace in one command.
+#                   block handed over to the pace in one command;
+#   fleet           four mail hosts (mx1: mx, sub1 and sub2: submission on
+#                   587, central1: central), each with Postfix and `smtpfence
+#                   agent`, and a 3-member etcd cluster (TLS, auth) on a LAN
+#                   of their own (203.0.113.0/24, etcd on 22379/22380); a
+#                   monitoring system's Postfix storms them all; `smtpfence
+#                   fleet block --role submission` stops it on sub1 and sub2
+#                   only (its mail waits in its queue), `fleet status` shows
+#                   every host; all of etcd stopped: the blocks hold; etcd
+#                   back: `fleet remove` converges and the queue drains.
 #
 # Postfix runs as private instances (`postfix -c DIR`, own config, queue and
 # log in a temporary directory); the system's /etc/postfix is never written
@@ -41,7 +50,8 @@
 # namespace has a route out.
 #
 # Run as root from anywhere:  sudo scripts/lab.sh [SCENARIO...]
-#   SCENARIO: storm upstream nothing-lost mta-cost pace (default: all, ~5 minutes)
+#   SCENARIO: storm upstream nothing-lost mta-cost pace fleet (default: all, ~6-7
+#   minutes; fleet alone 1.5-2 minutes, 70-100 s of it the scenario)
 # If build/userspace/smtpfence is missing it installs the dependencies and builds first.
 # Exit status: 0 when every check passed, 1 otherwise.
 set -u
@@ -50,16 +60,16 @@ LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$LAB_ROOT" || exit 1
 
 SCENARIOS=("$@")
-((${#SCENARIOS[@]})) || SCENARIOS=(storm upstream nothing-lost mta-cost pace)
+((${#SCENARIOS[@]})) || SCENARIOS=(storm upstream nothing-lost mta-cost pace fleet)
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    storm | upstream | nothing-lost | mta-cost | pace) ;;
+    storm | upstream | nothing-lost | mta-cost | pace | fleet) ;;
     -h | --help)
         sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "lab: unknown scenario '$s' (storm, upstream, nothing-lost, mta-cost, pace)" >&2
+        echo "lab: unknown scenario '$s' (storm, upstream, nothing-lost, mta-cost, pace, fleet)" >&2
         exit 2
         ;;
     esac
@@ -79,6 +89,9 @@ export SMTPFENCE TCPPROBE
 need_deps=0
 for tool in ip nsenter jq postfix swaks tc; do command -v "$tool" >/dev/null 2>&1 || need_deps=1; done
 [[ -u /var/cache/smtpfence-deps/exim/usr/sbin/exim4 ]] || need_deps=1 # the Exim relay (pace)
+if [[ " ${SCENARIOS[*]} " == *" fleet "* ]]; then # the etcd cluster (fleet)
+    for tool in etcd etcdctl openssl setpriv curl; do command -v "$tool" >/dev/null 2>&1 || need_deps=1; done
+fi
 if [[ ! -x $SMTPFENCE ]] || ((need_deps)); then
     echo "== installing dependencies (scripts/install-deps.sh)"
     scripts/install-deps.sh || { echo "lab: installing dependencies failed" >&2; exit 1; }
@@ -98,15 +111,22 @@ fi
 
 # ------------------------------------------------------------ the lab
 
+# First: it sources tests/harness.sh too, which mail.sh then sources again
+# before anything is registered with it.
+# shellcheck source=SCRIPTDIR/../tests/fleet/etcd.sh
+source "$LAB_ROOT/tests/fleet/etcd.sh"
 # shellcheck source=SCRIPTDIR/lab/mail.sh
 source "$LAB_ROOT/scripts/lab/mail.sh"
 # shellcheck source=SCRIPTDIR/lab/scenarios.sh
 source "$LAB_ROOT/scripts/lab/scenarios.sh"
 # shellcheck source=SCRIPTDIR/lab/exim.sh
 source "$LAB_ROOT/scripts/lab/exim.sh"
+# shellcheck source=SCRIPTDIR/lab/fleet.sh
+source "$LAB_ROOT/scripts/lab/fleet.sh"
 
 ml_require # exits 77 without Postfix/swaks, which install-deps.sh provides
 ml_exim_require
+[[ " ${SCENARIOS[*]} " == *" fleet "* ]] && ml_fl_require
 started=$SECONDS
 printf '%sThe smtpfence mail lab%s: %s\n' "$HARNESS_C_B" "$HARNESS_C_OFF" "${SCENARIOS[*]}"
 ml_setup
@@ -128,6 +148,7 @@ for s in "${SCENARIOS[@]}"; do
         ml_scenario_pace exim tls 200 5
         ml_scenario_pace_handover 100 5
         ;;
+    fleet) ml_scenario_fleet ;;
     esac
 done
 

@@ -327,7 +327,7 @@ EOF
         ;;
     sender)
         local src
-        src=$(ip -n "$ns" -4 -o addr show dev eth0 | awk '{print $4}' | head -1)
+        src=$(ip -n "$ns" -4 -o addr show scope global | awk '{print $4}' | head -1)
         src=${src%/*}
         local dst=$ML_MX # the mail host's address on the sender's subnet
         [[ $src == "${ML_MX_B%.*}".* ]] && dst=$ML_MX_B
@@ -446,9 +446,10 @@ ml_inject() {
 }
 
 # ml_delivered_ids TAG: the Message-IDs of TAG's messages in the receiver's
-# maildir, one per delivered copy.
+# maildir, one per delivered copy. The receiver is the instance "mx" unless
+# ML_RECEIVER names another (the fleet scenario's mail hosts).
 ml_delivered_ids() {
-    local box=$ML_TMP/mx/mail/inbox
+    local box=$ML_TMP/${ML_RECEIVER:-mx}/mail/inbox
     [[ -d $box ]] || return 0
     find "$box/new" "$box/cur" -type f -print0 2>/dev/null | xargs -0 -r grep -hi -m1 '^message-id:' |
         grep -F "<$1." | tr -d '\r' | awk '{print $2}'
