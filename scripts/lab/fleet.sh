@@ -287,7 +287,7 @@ ml_scenario_fleet() {
     ml_check "agents record the outage (fleet-agent.json .connected)" "false x4" \
         "$(for h in "${ML_FL_HOSTS[@]}"; do ml_fl_agent_connected "$h"; done | sort | uniq -c | awk '{printf "%s%s x%d", (NR>1?", ":""), $2, $1}')" \
         "$(ml_fl_all_disconnected && echo 1 || echo 0)"
-    ml_say "sub1's agent after $(ml_secs $(($(ml_now_ms) - t_down))) s: $(jq -c '{connected, since_unix, last_error, fleet_rules, revision}' "$(ml_fl_state_dir sub1)/fleet-agent.json")"
+    ml_say "sub1's status after $(ml_secs $(($(ml_now_ms) - t_down))) s: $(ml_fl_local sub1 status | grep -E '^fleet:|store is unreachable' | sed 's/^ *//' | tr '\n' ' ')"
     printf '   %s# smtpfence status%s (on sub1)\n' "$HARNESS_C_B" "$HARNESS_C_OFF"
     ml_fl_local sub1 status 2>&1 | sed 's/^/     /'
     rc=${PIPESTATUS[0]}
