@@ -14,21 +14,20 @@
 #
 # Per change: a fresh prefix P (a distinct /24 of 198.18.0.0/15, then a
 # random length /24../32 inside it) and a source S in P. For every targeted
-# host, a prober in the sender namespace makes one `tcpprobe connect --src S
-# --timeout-ms 150 HOST 25` after another (5 ms apart) and stops at the first
-# that fails. Once each prober has had one connection accepted, t0 is taken
-# and `smtpfence fleet block P` (all hosts, waiting) runs from the admin
-# namespace. Per change and host:
+# host a prober in the sender namespace, `tcpprobe count --src S --timeout-ms
+# 150 --interval-ms 10` (see start_probers), starts 100 ms before t0; then t0
+# is taken and `smtpfence fleet block P` (all hosts, waiting) runs from the
+# admin namespace. Per change and host:
 #   ack      t0 until the CLI printed "stored (revision N)", i.e. the rule's
 #            put returned (stdout line-buffered by stdbuf, stamped on arrival)
 #   applied  what the CLI prints, "HOST: applied in N ms": the agent's clock
-#            after the map update minus the CLI's clock at its start (after
-#            process start, before connecting). In failover, when the CLI had
-#            to be run again, plus the offset of that run from t0.
-#   dropped  t0 until the start of the first probe attempt that timed out
-#            (its one SYN dropped by XDP: below 1 s no SYN is retransmitted).
-#            Resolution: the gap between that attempt and the previous,
-#            accepted one, reported as "probe gap".
+#            at its report minus the CLI's clock at its start (after process
+#            start, before connecting). In failover, when the CLI had to be
+#            run again, plus the offset of that run from t0. Also the
+#            report's at_ms minus t0 ("applied from t0").
+#   dropped  t0 until the start of the first probe attempt that was dropped
+#            (resolution 10 ms; below 1 s no SYN is retransmitted), with a
+#            timing check (see dropped_ms).
 #   cli      t0 until the waiting CLI returned (every host applied).
 # "every host" rows take, per change, the slowest of the 4 hosts (the
 # issue's "dropped on every targeted host"); "per host" rows pool all host
@@ -40,8 +39,8 @@
 #   baseline  interleaved, n=STEADY_N each, from the admin namespace: bare
 #             `etcdctl put` as user admin with its password (what the CLI
 #             does: TLS, login, put), the same with the client certificate
-#             only (no password login), and `fleet block X --no-wait` wall
-#             time (a key nobody targets... every host, removed after).
+#             only (no password login), and `fleet block X/32 --no-wait`
+#             wall time (every host; removed after the baseline).
 #   steady    STEADY_N changes, cluster healthy.
 #   failover  FAILOVER_N changes, each right after the etcd leader was killed
 #             (SIGKILL, etcd_member_kill $(etcd_leader)): t0 is taken as soon
