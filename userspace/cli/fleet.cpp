@@ -120,15 +120,43 @@ int wait_for_hosts(etcd::Client& store, const std::vector<FleetScope>& scopes, i
     return kExitOk;
 }
 
+// A write to the store, retried while the store is briefly unavailable (an
+// election takes about 2 s after a leader dies) until `budget` has passed.
+// Writes here are idempotent: a put whose answer was lost puts the same value
+// again, an erase of a key already gone changes nothing.
+template <typename Write>
+int64_t write_retrying(std::chrono::milliseconds budget, Write write) {
+    const auto deadline = Clock::now() + budget;
+    for (;;) {
+        try {
+            return write();
+        } catch (const etcd::StoreError& e) {
+            const bool transient = e.grpc_code == 0 || e.grpc_code == 14;  // no answer, unavailable
+            if (!transient || Clock::now() >= deadline) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
+}
+
+// How long a command keeps retrying its writes: its --wait, at least 2 s.
+std::chrono::milliseconds write_budget(const FleetTargetOptions& target) {
+    uint64_t wait_s = target.no_wait ? 0 : parse_duration(target.wait, "--wait");
+    return std::chrono::seconds(std::max<uint64_t>(wait_s, 2));
+}
+
 // The revision of this command's change, as the hosts will report it applied.
-int64_t mark_changed(etcd::Client& store, const std::string& by, const std::string& origin) {
-    return store.put(std::string(kFleetChangedKey),
-                     nlohmann::ordered_json{{"by", by}, {"origin", origin}, {"at_unix", unix_now()}}.dump());
+int64_t mark_changed(etcd::Client& store, const std::string& by, const std::string& origin,
+                     std::chrono::milliseconds budget) {
+    const std::string value = nlohmann::ordered_json{{"by", by}, {"origin", origin}, {"at_unix", unix_now()}}.dump();
+    return write_retrying(budget, [&] { return store.put(std::string(kFleetChangedKey), value); });
 }
 
 }  // namespace
 
 int run_fleet_rules(const FleetOptions& fleet, const FleetRuleOptions& options, Action action, const CliContext& ctx) {
+    // "applied in N ms" counts from here: the command's own work included.
+    const int64_t start_ms = unix_now_ms();
+    const auto budget = write_budget(options.target);
     // Every prefix and option is checked as the local verb checks it, before
     // anything is stored.
     std::vector<RuleSpec> specs = rule_specs_of(options, action, options.terms, ctx.err);
@@ -136,7 +164,6 @@ int run_fleet_rules(const FleetOptions& fleet, const FleetRuleOptions& options, 
     etcd::Client store = open_store(fleet);
     const std::string by = invoking_user(), origin = invoking_origin();
     const uint64_t now = unix_now();
-    const int64_t start_ms = unix_now_ms();
     int64_t revision = 0;
     for (const auto& scope : scopes) {
         for (const auto& base : specs) {
@@ -145,16 +172,19 @@ int run_fleet_rules(const FleetOptions& fleet, const FleetRuleOptions& options, 
             rule.spec.origin = origin;
             rule.spec.created_unix = now;
             rule.spec.exact = true;
-            revision = store.put(fleet_rule_key(scope, rule.spec.cidr), fleet_rule_json(rule));
+            revision = write_retrying(
+                budget, [&] { return store.put(fleet_rule_key(scope, rule.spec.cidr), fleet_rule_json(rule)); });
             ctx.out << action_name(action) << " " << format_cidr(rule.spec.cidr) << " for " << format_fleet_scope(scope)
                     << ": stored (revision " << revision << ")\n";
         }
     }
-    revision = mark_changed(store, by, origin);
+    revision = mark_changed(store, by, origin, budget);
     return wait_for_hosts(store, scopes, revision, start_ms, options.target, ctx);
 }
 
 int run_fleet_remove(const FleetOptions& fleet, const FleetRemoveOptions& options, const CliContext& ctx) {
+    const int64_t start_ms = unix_now_ms();
+    const auto budget = write_budget(options.target);
     std::vector<Cidr> cidrs = parse_cidrs(options.cidrs, ctx.err);
     std::vector<FleetScope> scopes = scopes_of(options.target);
     etcd::Client store = open_store(fleet);
@@ -174,16 +204,15 @@ int run_fleet_remove(const FleetOptions& fleet, const FleetRemoveOptions& option
                                "; nothing was removed (see `smtpfence fleet list`)");
         }
     }
-    const int64_t start_ms = unix_now_ms();
     int64_t revision = 0;
     for (const auto& scope : scopes) {
         for (const auto& cidr : cidrs) {
-            revision = store.erase(fleet_rule_key(scope, cidr));
+            revision = write_retrying(budget, [&] { return store.erase(fleet_rule_key(scope, cidr)); });
             ctx.out << "removed " << format_cidr(cidr) << " for " << format_fleet_scope(scope) << " (revision "
                     << revision << ")\n";
         }
     }
-    revision = mark_changed(store, invoking_user(), invoking_origin());
+    revision = mark_changed(store, invoking_user(), invoking_origin(), budget);
     return wait_for_hosts(store, scopes, revision, start_ms, options.target, ctx);
 }
 
@@ -219,7 +248,7 @@ int run_fleet_enforce(const FleetOptions& fleet, const FleetRemoveOptions& optio
         }
         ctx.out << "enforced " << format_cidr(rule.spec.cidr) << " for " << format_fleet_scope(rule.scope) << '\n';
     }
-    int64_t revision = mark_changed(store, invoking_user(), invoking_origin());
+    int64_t revision = mark_changed(store, invoking_user(), invoking_origin(), write_budget(options.target));
     return wait_for_hosts(store, scopes, revision, start_ms, options.target, ctx);
 }
 
