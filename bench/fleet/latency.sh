@@ -9,11 +9,12 @@
 # admin namespace (the CLI), 4 mail hosts each running `smtpfence agent`
 # (mx1, mx2: role mx; sub1: submission; central1: central; XDP on lan0), and a
 # sender namespace (203.0.113.60) that owns one fresh source address per
-# change, from the benchmarking range 198.18.0.0/15 (RFC 2544; the hosts
-# route it back via the sender).
+# change, from the documentation range 198.51.100.0/24 (the hosts route it
+# back via the sender).
 #
-# Per change: a fresh prefix P (a distinct /24 of 198.18.0.0/15, then a
-# random length /24../32 inside it) and a source S in P. For every targeted
+# Per change: a fresh prefix P (a random length /26../32 inside
+# 198.51.100.0/24; the previous change's rule is gone by then) and a source S
+# in P. For every targeted
 # host a prober in the sender namespace, `tcpprobe count --src S --timeout-ms
 # 150 --interval-ms 10` (see start_probers), starts 100 ms before t0; then t0
 # is taken and `smtpfence fleet block P` (all hosts, waiting) runs from the
@@ -83,7 +84,7 @@ declare -A ROLE=([mx1]=mx [mx2]=mx [sub1]=submission [central1]=central)
 declare -A IP=([mx1]=$FLEET_NET.11 [mx2]=$FLEET_NET.12 [sub1]=$FLEET_NET.13 [central1]=$FLEET_NET.14)
 SENDER_NS=sffleet-sender-$FLEET_ID
 SENDER_IP=$FLEET_NET.60
-BENCH_NET=198.18.0.0/15
+BENCH_NET=198.51.100.0/24
 
 host_ns() { echo "sffleet-$1-$FLEET_ID"; }
 pin_dir() { echo "/sys/fs/bpf/smtpfence-fleet-$FLEET_ID-$1"; }
@@ -197,15 +198,16 @@ dropped_ms() {
 
 # ------------------------------------------------------------ one change
 
-# The prefix of change I: a distinct /24 of 198.18.0.0/15 (third octet a
-# permutation of I), a random length 24..32 inside it, a random source in it.
+# The prefix of change I: a random length 26..32 inside 198.51.100.0/24 (only
+# documentation addresses; each change's rule is removed before the next),
+# and a random source in it other than .0 and .255.
 PREFIX="" SRC=""
 pick_prefix() {
-    local i=$1 o2=$((18 + $1 / 256)) o3=$((($1 * 97 + 13) % 256)) len=$((24 + RANDOM % 9))
-    local host=$((RANDOM % 256)) size=$((1 << (32 - len)))
+    local len=$((26 + RANDOM % 7)) host=$((1 + RANDOM % 254))
+    local size=$((1 << (32 - len)))
     local base=$((host / size * size))
-    PREFIX=198.$o2.$o3.$base/$len
-    SRC=198.$o2.$o3.$((base + RANDOM % size))
+    PREFIX=198.51.100.$base/$len
+    SRC=198.51.100.$host
 }
 
 # change SCENARIO I KILL: one measured change; appends to $OUT/SCENARIO.tsv
