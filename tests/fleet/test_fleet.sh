@@ -35,6 +35,7 @@ declare -A AGENT_PID=()
 SENDER_NS=sffleet-sender-$FLEET_ID
 SENDER=$FLEET_NET.60   # the storm's source
 OTHER=$FLEET_NET.61    # another source in the same /24
+PROBED=$FLEET_NET.64   # the prober's, blocked on every host from the outages on
 PROBE_MS=700
 
 check() {
@@ -134,6 +135,7 @@ EOF
 
 fleet_ns_join "$SENDER_NS" "$SENDER" || harness_die "sender namespace"
 ip -n "$SENDER_NS" addr add "$OTHER/24" dev "$FLEET_IF"
+ip -n "$SENDER_NS" addr add "$PROBED/24" dev "$FLEET_IF"
 for h in "${HOSTS[@]}"; do
     fleet_ns_join "$(host_ns "$h")" "${IP[$h]}" || harness_die "namespace of $h"
     etcd_add_agent "$h" || harness_die "etcd user of $h"
@@ -203,6 +205,21 @@ check "the bad keys go" etcdctl_admin del --prefix "/smtpfence/v1/policy/rules/a
 
 # ------------------------------------------------------------ outages
 
+harness_log "from here on a prober from a source blocked everywhere tries every host, all the time"
+check "fleet block $PROBED/32 (every host)" fleet block "$PROBED/32" --reason "the prober's source"
+for h in "${HOSTS[@]}"; do check "$h blocks $PROBED" blocked "$h" "$PROBED"; done
+prober() {
+    local h
+    while [[ ! -e $HARNESS_TMP/prober.stop ]]; do
+        for h in "${HOSTS[@]}"; do
+            ip netns exec "$SENDER_NS" "$TCPPROBE" count --src "$PROBED" --timeout-ms 200 --attempts 1 "${IP[$h]}" 25 \
+                >>"$HARNESS_TMP/prober.out" 2>&1
+        done
+    done
+}
+prober &
+harness_track $!
+
 harness_log "the whole cluster stopped: the blocks hold, deadlines still end rules"
 check "fleet block $OTHER/32 --for 8s (every host)" fleet block "$OTHER/32" --for 8s
 for h in "${HOSTS[@]}"; do check "$h blocks $OTHER" blocked "$h" "$OTHER"; done
@@ -239,20 +256,6 @@ sub1_caught_up() { [[ $(fleet_rule_action sub1 "$SENDER/32") == block && $(fleet
 check "sub1 caught up" harness_wait_until 20 sub1_caught_up
 check "sub1 now blocks the storm" blocked sub1
 
-harness_log "from here on a prober from the blocked source tries every host, all the time"
-for h in "${HOSTS[@]}"; do blocked "$h" || harness_fail "$h lets the storm in before the prober starts"; done
-prober() {
-    local h
-    while [[ ! -e $HARNESS_TMP/prober.stop ]]; do
-        for h in "${HOSTS[@]}"; do
-            ip netns exec "$SENDER_NS" "$TCPPROBE" count --src "$SENDER" --timeout-ms 200 --attempts 1 "${IP[$h]}" 25 \
-                >>"$HARNESS_TMP/prober.out" 2>&1
-        done
-    done
-}
-prober &
-harness_track $!
-
 harness_log "quorum lost: changes fail and say so, the blocks hold"
 k1=$(etcd_leader)
 k2=$((k1 % 3 + 1))
@@ -277,7 +280,7 @@ etcd_member_start "$leader"
 touch "$HARNESS_TMP/prober.stop"
 probes=$(grep -c '^ok=' "$HARNESS_TMP/prober.out")
 let_in=$(awk -F'[= ]' '/^ok=/ {n += $2} END {print n + 0}' "$HARNESS_TMP/prober.out")
-check_eq "the storm got no connection through on any host, through quorum loss and a leader failover ($probes probes)" \
+check_eq "the prober got no connection through on any host, through the whole cluster stopped, an agent's catch-up, quorum loss and a leader failover ($probes probes)" \
     0 "$let_in"
 ((probes >= 30)) && harness_pass "the prober ran ($probes probes)" || harness_fail "the prober ran only $probes probes"
 
@@ -292,6 +295,15 @@ fleet list >"$HARNESS_TMP/list.out"
 cat "$HARNESS_TMP/list.out"
 check_match "the text shows them under the rule" "role=mx +block +$SENDER/32.*"$'\n'" +↳ attempts dropped/made: mx1 [1-9]" \
     "$(<"$HARNESS_TMP/list.out")"
+
+harness_log "every host converged to the rule set its scopes give it"
+fleet_set() { local_cli "$1" list --json | jq -r '[.rules[] | select(.set == "fleet") | "\(.action) \(.cidr)"] | sort | join(", ")'; }
+common="block $FLEET_NET.60/32, block $FLEET_NET.62/32, block $FLEET_NET.64/32"
+check_eq "mx1" "$common" "$(fleet_set mx1)"
+check_eq "central1" "$common" "$(fleet_set central1)"
+check_eq "sub1 (and its role's 198.51.100.0/24)" "block 198.51.100.0/24, $common" "$(fleet_set sub1)"
+check_match "mx1 enforces the role=mx rule for $SENDER/32 (role beats all)" "^fleet role=mx, " \
+    "$(local_cli mx1 list --json | jq -r --arg c "$SENDER/32" '.rules[] | select(.cidr == $c) | .origin')"
 
 harness_log "fleet status: one row per host"
 caught_up() {
