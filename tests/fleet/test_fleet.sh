@@ -162,6 +162,7 @@ check "sub1 still accepts it" connects sub1
 check "central1 still accepts it" connects central1
 check_eq "mx1 holds it as a fleet rule" block "$(fleet_rule_action mx1 "$SENDER/32")"
 check_match "with the admin's provenance" "fleet role=mx, " "$(local_cli mx1 list --json | jq -r '.rules[0].origin')"
+check_match "mx1's list marks it fleet" "block +${SENDER//./\\.}/32 .* fleet +[^ ]+ +fleet role=mx, " "$(local_cli mx1 list)"
 
 harness_log "an all-hosts block, and a host-scoped allow inside it"
 check "fleet block $FLEET_NET.0/24 (every host)" fleet block "$FLEET_NET.0/24" --reason "spewing /24"
@@ -184,6 +185,7 @@ harness_log "local rules are the host's own"
 check "a local block on central1" local_cli central1 block 198.51.100.0/24 --reason "local emergency"
 check "fleet remove $FLEET_NET.0/24" fleet remove "$FLEET_NET.0/24"
 check "central1 accepts the storm again" connects central1
+check_match "central1's list marks its own rule local" "block +198\.51\.100\.0/24 .* local +" "$(local_cli central1 list)"
 check_eq "central1's local rule is untouched, marked local" "block local" \
     "$(local_cli central1 list --json | jq -r '.rules[] | select(.cidr == "198.51.100.0/24") | "\(.action) \(.set)"')"
 local_remove_refused() { ! local_cli mx1 remove "$SENDER/32"; }

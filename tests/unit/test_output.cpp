@@ -44,12 +44,14 @@ TEST(RulesText, EmptySaysEverySourceMayConnect) {
 TEST(RulesText, AlignsColumnsAndRightAlignsCounters) {
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 1234, 1234, "notifier storm", 200, 200),
                             make_rule("2001:db8::20", Action::Allow, 7, 0, "", 7, 0)};
-    EXPECT_EQ(rules_text(rules, 1795600000 + 300),
-              "ACTION  SOURCE            MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     FROM  "
-              "REASON\n"
-              "block   203.0.113.0/24       1234     1234       200               200  5m   never    alice  mx1   "
-              "notifier storm\n"
-              "allow   2001:db8::20/128        7        0         7                 0  5m   never    alice  mx1   -\n");
+    EXPECT_EQ(
+        rules_text(rules, 1795600000 + 300),
+        "ACTION  SOURCE            MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  SET    BY     FROM  "
+        "REASON\n"
+        "block   203.0.113.0/24       1234     1234       200               200  5m   never    local  alice  mx1   "
+        "notifier storm\n"
+        "allow   2001:db8::20/128        7        0         7                 0  5m   never    local  alice  mx1   "
+        "-\n");
 }
 
 TEST(RuleJson, HasTheSameFieldsAsTheText) {
@@ -104,9 +106,9 @@ TEST(RulesText, ReadmeLimitExample) {
     Rule r = upstream_limit();
     r.created_by = "root";
     EXPECT_EQ(rules_text({r}, 1795600000 + 3),
-              "ACTION  SOURCE           MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY    FROM  "
+              "ACTION  SOURCE           MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  SET    BY    FROM  "
               "REASON\n"
-              "limit   198.51.100.0/22       40       23        24                 7  3s   never    root  mx1   "
+              "limit   198.51.100.0/22       40       23        24                 7  3s   never    local  root  mx1   "
               "upstream unloading its backlog\n"
               "        ↳ 5/s burst 5 per rule; 1 key tracked; SYN packets allowed 17, dropped by rate 23, by "
               "max-conns 0; attempts 24, dropped 7\n");
@@ -115,23 +117,24 @@ TEST(RulesText, ReadmeLimitExample) {
 TEST(RulesText, LimitRulesGetASecondLineWithTermsKeysAndCounters) {
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 10, 10, "storm"), upstream_limit(), v6_limit(),
                             conns_limit()};
-    EXPECT_EQ(rules_text(rules, 1795600000 + 3),
-              "ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     FROM  "
-              "REASON\n"
-              "block   203.0.113.0/24          10       10         0                 0  3s   never    alice  mx1   "
-              "storm\n"
-              "limit   198.51.100.0/22         40       23        24                 7  3s   never    alice  mx1   "
-              "upstream unloading its backlog\n"
-              "        ↳ 5/s burst 5 per rule; 1 key tracked; SYN packets allowed 17, dropped by rate 23, by "
-              "max-conns 0; attempts 24, dropped 7\n"
-              "limit   2001:db8:bad::/48     1234     1000       400               250  3s   never    alice  mx1   "
-              "-\n"
-              "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; SYN packets allowed 234, dropped "
-              "by rate 600, by max-conns 400; attempts 400, dropped 250\n"
-              "limit   10.20.0.0/16             5        0         5                 0  3s   never    alice  mx1   "
-              "max-conns only\n"
-              "        ↳ at most 3 open per source; 0 keys tracked; SYN packets allowed 5, dropped by rate 0, by "
-              "max-conns 0; attempts 5, dropped 0\n");
+    EXPECT_EQ(
+        rules_text(rules, 1795600000 + 3),
+        "ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  SET    BY     FROM  "
+        "REASON\n"
+        "block   203.0.113.0/24          10       10         0                 0  3s   never    local  alice  mx1   "
+        "storm\n"
+        "limit   198.51.100.0/22         40       23        24                 7  3s   never    local  alice  mx1   "
+        "upstream unloading its backlog\n"
+        "        ↳ 5/s burst 5 per rule; 1 key tracked; SYN packets allowed 17, dropped by rate 23, by "
+        "max-conns 0; attempts 24, dropped 7\n"
+        "limit   2001:db8:bad::/48     1234     1000       400               250  3s   never    local  alice  mx1   "
+        "-\n"
+        "        ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; SYN packets allowed 234, dropped "
+        "by rate 600, by max-conns 400; attempts 400, dropped 250\n"
+        "limit   10.20.0.0/16             5        0         5                 0  3s   never    local  alice  mx1   "
+        "max-conns only\n"
+        "        ↳ at most 3 open per source; 0 keys tracked; SYN packets allowed 5, dropped by rate 0, by "
+        "max-conns 0; attempts 5, dropped 0\n");
 }
 
 TEST(RuleJson, LimitObjectForALimitRule) {
@@ -306,11 +309,12 @@ TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
     st.now_unix = 1795600000 + 3;
     std::string text = status_text(st);
     EXPECT_NE(
-        text.find("IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
-                  "  ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  BY     "
-                  "FROM  REASON\n"
-                  "  block   203.0.113.0/24           0        0         0                 0  3s   never    alice  "
-                  "mx1   storm\n"),
+        text.find(
+            "IPv4 1 block, 0 allow, 1 limit; IPv6 0 block, 0 allow, 1 limit; capacity 65536 per family\n"
+            "  ACTION  SOURCE             MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES  SET    BY     "
+            "FROM  REASON\n"
+            "  block   203.0.113.0/24           0        0         0                 0  3s   never    local  alice  "
+            "mx1   storm\n"),
         std::string::npos)
         << text;
     EXPECT_NE(text.find("          ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
@@ -412,13 +416,14 @@ TEST(RulesText, ShowsTimeLeftAndDryRuns) {
     r.counters.attempts = 2;
     r.counters.would_drop_attempts = 2;
     r.expires_unix = 1795600000 + 90 * 60;
-    EXPECT_EQ(rules_text({r}, 1795600000 + 60),
-              "ACTION           SOURCE          MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES   BY     "
-              "FROM  REASON\n"
-              "block (dry run)  203.0.113.0/24        9        0         2                 0  1m   in 1h29m  alice  "
-              "mx1   maybe\n"
-              "        ↳ dry run: would have dropped 9 SYN packets (2 attempts); drops nothing (`smtpfence enforce "
-              "203.0.113.0/24` makes it live)\n");
+    EXPECT_EQ(
+        rules_text({r}, 1795600000 + 60),
+        "ACTION           SOURCE          MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE  EXPIRES   SET    BY     "
+        "FROM  REASON\n"
+        "block (dry run)  203.0.113.0/24        9        0         2                 0  1m   in 1h29m  local  alice  "
+        "mx1   maybe\n"
+        "        ↳ dry run: would have dropped 9 SYN packets (2 attempts); drops nothing (`smtpfence enforce "
+        "203.0.113.0/24` makes it live)\n");
     auto j = rule_json(r, 1795600000 + 60);
     EXPECT_EQ(j["dry_run"], true);
     EXPECT_EQ(j["would_drop"], 9);
@@ -452,15 +457,16 @@ TEST(RulesText, MarksABlockOlderThanTheThreshold) {
     std::vector<Rule> rules{make_rule("203.0.113.0/24", Action::Block, 80, 80, "storm", 10, 10),
                             make_rule("203.0.113.20", Action::Allow, 3, 0, "their MX", 3, 0)};
     const uint64_t now = 1795600000 + 4 * kDay + 2 * 3600;
-    EXPECT_EQ(rules_text(rules, now, 3 * kDay),
-              "ACTION  SOURCE           MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE     EXPIRES  BY     FROM  "
-              "REASON\n"
-              "block   203.0.113.0/24        80       80        10                10  4d2h !  never    alice  mx1   "
-              "storm\n"
-              "        ↳ ! blocked for 4d2h, longer than 3d: senders bounce deferred mail when their queue lifetime "
-              "ends (Postfix 5d, Exim about 4d)\n"
-              "allow   203.0.113.20/32        3        0         3                 0  4d2h    never    alice  mx1   "
-              "their MX\n");
+    EXPECT_EQ(
+        rules_text(rules, now, 3 * kDay),
+        "ACTION  SOURCE           MATCHED  DROPPED  ATTEMPTS  DROPPED-ATTEMPTS  AGE     EXPIRES  SET    BY     FROM  "
+        "REASON\n"
+        "block   203.0.113.0/24        80       80        10                10  4d2h !  never    local  alice  mx1   "
+        "storm\n"
+        "        ↳ ! blocked for 4d2h, longer than 3d: senders bounce deferred mail when their queue lifetime "
+        "ends (Postfix 5d, Exim about 4d)\n"
+        "allow   203.0.113.20/32        3        0         3                 0  4d2h    never    local  alice  mx1   "
+        "their MX\n");
     EXPECT_EQ(rules_text(rules, now, 5 * kDay).find('!'), std::string::npos) << "not older than 5d";
     EXPECT_EQ(rules_text(rules, now, 0).find('!'), std::string::npos);
     auto j = rules_json(rules, now, 3 * kDay);

@@ -85,17 +85,18 @@ std::string rules_text(const std::vector<Rule>& rules, uint64_t now_unix, uint64
     // MATCHED and DROPPED count SYN packets (a sender retransmits a dropped
     // SYN several times); ATTEMPTS and DROPPED-ATTEMPTS count each once.
     std::vector<std::vector<std::string>> rows{{"ACTION", "SOURCE", "MATCHED", "DROPPED", "ATTEMPTS",
-                                                "DROPPED-ATTEMPTS", "AGE", "EXPIRES", "BY", "FROM", "REASON"}};
+                                                "DROPPED-ATTEMPTS", "AGE", "EXPIRES", "SET", "BY", "FROM", "REASON"}};
     for (const auto& r : rules) {
         std::string age = r.created_unix ? format_age(rule_age(r, now_unix)) : "-";
         if (block_too_old(r, now_unix, warn_block_age_s)) age += " !";
         rows.push_back({action_label(r), format_cidr(r.cidr), std::to_string(r.counters.matched),
                         std::to_string(r.counters.dropped), std::to_string(r.counters.attempts),
                         std::to_string(r.counters.dropped_attempts), age, format_time_left(r.expires_unix, now_unix),
-                        r.created_by.empty() ? "-" : r.created_by, r.origin.empty() ? "-" : r.origin,
-                        r.reason.empty() ? "-" : r.reason});
+                        rule_set_name(r.origin), r.created_by.empty() ? "-" : r.created_by,
+                        r.origin.empty() ? "-" : r.origin, r.reason.empty() ? "-" : r.reason});
     }
-    std::istringstream lines(table(rows, {false, false, true, true, true, true, false, false, false, false, false}));
+    std::istringstream lines(
+        table(rows, {false, false, true, true, true, true, false, false, false, false, false, false}));
     std::ostringstream out;
     std::string line;
     std::getline(lines, line);
