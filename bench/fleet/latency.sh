@@ -103,14 +103,7 @@ ms_since() { echo $((($2 - $1) / 1000)); } # FROM_US TO_US: whole ms
 T0=$SECONDS
 etcd_cluster_start 3
 etcd_enable_auth || harness_die "etcd auth"
-cat >"$HARNESS_TMP/admin.conf" <<EOF
-etcd_endpoints = $ETCD_ENDPOINTS
-etcd_ca = $FLEET_PKI/ca.pem
-etcd_cert = $FLEET_PKI/admin-gw.pem
-etcd_key = $FLEET_PKI/admin-gw-key.pem
-etcd_user = admin
-etcd_password_file = $FLEET_PKI/admin.password
-EOF
+fleet_admin_config "$HARNESS_TMP/admin.conf"
 
 fleet_ns_join "$SENDER_NS" "$SENDER_IP" || harness_die "sender namespace"
 for h in "${HOSTS[@]}"; do
@@ -118,21 +111,7 @@ for h in "${HOSTS[@]}"; do
     fleet_ns_join "$ns" "${IP[$h]}" || harness_die "namespace of $h"
     ip -n "$ns" route add "$BENCH_NET" via "$SENDER_IP" || harness_die "route on $h"
     etcd_add_agent "$h" || harness_die "etcd user of $h"
-    mkdir -p "$HARNESS_TMP/state-$h"
-    u=agent-$h
-    cat >"$HARNESS_TMP/$h.conf" <<EOF
-interfaces = $FLEET_IF
-pin_dir = $(pin_dir "$h")
-state_dir = $HARNESS_TMP/state-$h
-host = $h
-roles = ${ROLE[$h]}
-etcd_endpoints = $ETCD_ENDPOINTS
-etcd_ca = $FLEET_PKI/ca.pem
-etcd_cert = $FLEET_PKI/$u-gw.pem
-etcd_key = $FLEET_PKI/$u-gw-key.pem
-etcd_user = $u
-etcd_password_file = $FLEET_PKI/$u.password
-EOF
+    fleet_agent_config "$HARNESS_TMP/$h.conf" "$h" "${ROLE[$h]}" "$(pin_dir "$h")" "$HARNESS_TMP/state-$h"
     nsenter --net="$NETNS_DIR/$ns" -- "$TCPPROBE" listen --die-with-parent 25 >"$HARNESS_TMP/listen-$h.out" 2>&1 &
     harness_track $!
     nsenter --net="$NETNS_DIR/$ns" -- setpriv --pdeathsig TERM -- \

@@ -123,14 +123,7 @@ ml_fl_setup() {
     etcd_enable_auth || ml_die "etcd: enabling auth failed"
     ml_say "etcd: 3 members with TLS and auth in $(ml_secs $(($(ml_now_ms) - t0))) s"
     t0=$(ml_now_ms)
-    cat >"$ML_TMP/fleet-admin.conf" <<EOF
-etcd_endpoints = $ETCD_ENDPOINTS
-etcd_ca = $FLEET_PKI/ca.pem
-etcd_cert = $FLEET_PKI/admin-gw.pem
-etcd_key = $FLEET_PKI/admin-gw-key.pem
-etcd_user = admin
-etcd_password_file = $FLEET_PKI/admin.password
-EOF
+    fleet_admin_config "$ML_TMP/fleet-admin.conf"
     fleet_ns_join "$(ml_fl_ns mon)" "$ML_FL_MON" || ml_die "cannot put the monitoring system on the fleet LAN"
     local h d ns transport=$ML_TMP/fleet-transport
     : >"$transport"
@@ -149,20 +142,8 @@ EOF
             postconf -c "$d/etc" -MX 587/inet
         fi
         # The agent: its own config, pin dir and state directory.
-        mkdir -p "$(ml_fl_state_dir "$h")"
-        cat >"$ML_TMP/fleet-$h.conf" <<EOF
-interfaces = $FLEET_IF
-pin_dir = $(ml_fl_pin_dir "$h")
-state_dir = $(ml_fl_state_dir "$h")
-host = $h
-roles = ${ML_FL_ROLE[$h]}
-etcd_endpoints = $ETCD_ENDPOINTS
-etcd_ca = $FLEET_PKI/ca.pem
-etcd_cert = $FLEET_PKI/agent-$h-gw.pem
-etcd_key = $FLEET_PKI/agent-$h-gw-key.pem
-etcd_user = agent-$h
-etcd_password_file = $FLEET_PKI/agent-$h.password
-EOF
+        fleet_agent_config "$ML_TMP/fleet-$h.conf" "$h" "${ML_FL_ROLE[$h]}" "$(ml_fl_pin_dir "$h")" \
+            "$(ml_fl_state_dir "$h")"
         nsenter --net="$NETNS_DIR/$ns" -- setpriv --pdeathsig TERM -- \
             "$SMTPFENCE" agent --config "$ML_TMP/fleet-$h.conf" >>"$ML_TMP/fleet-agent-$h.log" 2>&1 &
         ML_FL_AGENT[$h]=$!

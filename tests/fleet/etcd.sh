@@ -63,6 +63,8 @@
 #   fleet_server_cert NAME IP      a server (and peer) certificate
 #   fleet_client_cert NAME         a client certificate, CN=NAME
 #   fleet_gateway_cert NAME        one without a CN, for smtpfence: NAME-gw.pem
+#   fleet_admin_config FILE        smtpfence's config for the admin's fleet CLI
+#   fleet_agent_config FILE HOST ROLES PIN_DIR STATE_DIR   an agent's config
 #   etcd_cluster_start [N=3]       N members, a leader, the admin namespace
 #   etcd_member_stop K             SIGTERM, waits for the exit
 #   etcd_member_kill K             SIGKILL, waits for the exit
@@ -292,6 +294,40 @@ fleet_gateway_cert() {
     _fleet_cert "$1-gw" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth" "/O=smtpfence/OU=$1"
+}
+
+# fleet_admin_config FILE: the config of an admin's `smtpfence fleet` (user
+# admin, the CA, its gateway certificate): the etcd_* keys only.
+fleet_admin_config() {
+    cat >"$1" <<EOF
+etcd_endpoints = $ETCD_ENDPOINTS
+etcd_ca = $FLEET_PKI/ca.pem
+etcd_cert = $FLEET_PKI/admin-gw.pem
+etcd_key = $FLEET_PKI/admin-gw-key.pem
+etcd_user = admin
+etcd_password_file = $FLEET_PKI/admin.password
+EOF
+}
+
+# fleet_agent_config FILE HOST ROLES PIN_DIR STATE_DIR: the config of HOST's
+# `smtpfence agent` (user agent-HOST, after etcd_add_agent HOST), guarding
+# the namespace's LAN interface; STATE_DIR is created.
+fleet_agent_config() {
+    local file=$1 host=$2 roles=$3 pin_dir=$4 state_dir=$5 u=agent-$2
+    mkdir -p "$state_dir"
+    cat >"$file" <<EOF
+interfaces = $FLEET_IF
+pin_dir = $pin_dir
+state_dir = $state_dir
+host = $host
+roles = $roles
+etcd_endpoints = $ETCD_ENDPOINTS
+etcd_ca = $FLEET_PKI/ca.pem
+etcd_cert = $FLEET_PKI/$u-gw.pem
+etcd_key = $FLEET_PKI/$u-gw-key.pem
+etcd_user = $u
+etcd_password_file = $FLEET_PKI/$u.password
+EOF
 }
 
 # ------------------------------------------------------------ etcdctl

@@ -81,21 +81,7 @@ fleet_rule_action() { # HOST CIDR: the action of HOST's fleet rule for CIDR, or 
 }
 
 write_config() { # HOST
-    local h=$1 u=agent-$1
-    mkdir -p "$HARNESS_TMP/state-$h"
-    cat >"$HARNESS_TMP/$h.conf" <<EOF
-interfaces = $FLEET_IF
-pin_dir = $(pin_dir "$h")
-state_dir = $HARNESS_TMP/state-$h
-host = $h
-roles = ${ROLE[$h]}
-etcd_endpoints = $ETCD_ENDPOINTS
-etcd_ca = $FLEET_PKI/ca.pem
-etcd_cert = $FLEET_PKI/$u-gw.pem
-etcd_key = $FLEET_PKI/$u-gw-key.pem
-etcd_user = $u
-etcd_password_file = $FLEET_PKI/$u.password
-EOF
+    fleet_agent_config "$HARNESS_TMP/$1.conf" "$1" "${ROLE[$1]}" "$(pin_dir "$1")" "$HARNESS_TMP/state-$1"
 }
 
 start_agent() { # HOST
@@ -124,14 +110,7 @@ harness_on_cleanup remove_pins
 T0=$SECONDS
 etcd_cluster_start 3
 etcd_enable_auth || harness_die "etcd auth"
-cat >"$HARNESS_TMP/admin.conf" <<EOF
-etcd_endpoints = $ETCD_ENDPOINTS
-etcd_ca = $FLEET_PKI/ca.pem
-etcd_cert = $FLEET_PKI/admin-gw.pem
-etcd_key = $FLEET_PKI/admin-gw-key.pem
-etcd_user = admin
-etcd_password_file = $FLEET_PKI/admin.password
-EOF
+fleet_admin_config "$HARNESS_TMP/admin.conf"
 
 fleet_ns_join "$SENDER_NS" "$SENDER" || harness_die "sender namespace"
 ip -n "$SENDER_NS" addr add "$OTHER/24" dev "$FLEET_IF"
