@@ -191,12 +191,6 @@ private:
         }
     }
 
-    static int64_t unix_now_ms() {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    }
-
     void set_connected(bool connected, const std::string& error) {
         std::lock_guard lock(mutex_);
         if (state_.connected != connected) state_.since_unix = unix_now();

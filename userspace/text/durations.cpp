@@ -1,6 +1,7 @@
 #include "text/durations.h"
 
 #include <charconv>
+#include <chrono>
 #include <ctime>
 
 #include "base/errors.h"
@@ -157,6 +158,11 @@ std::string format_time_left(uint64_t expires_unix, uint64_t now_unix) {
 
 uint64_t unix_now() {
     return static_cast<uint64_t>(std::time(nullptr));
+}
+
+int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 uint64_t boottime_now_ns() {

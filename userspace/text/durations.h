@@ -34,6 +34,9 @@ std::string format_time_left(uint64_t expires_unix, uint64_t now_unix);
 
 // The wall clock, in seconds since the epoch.
 uint64_t unix_now();
+// The same in milliseconds: when a host applied a fleet change, for the latency
+// the fleet commands print.
+int64_t unix_now_ms();
 
 // CLOCK_BOOTTIME, in nanoseconds: the clock of the kernel's deadlines.
 uint64_t boottime_now_ns();
