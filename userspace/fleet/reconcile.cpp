@@ -44,9 +44,11 @@ ReconcileResult reconcile_fleet_rules(FenceSession& session, const std::vector<R
             fence.add_rule(*spec);
         } catch (const std::exception& e) {
             // One rule this host cannot enforce (pacing without a usable
-            // qdisc, a full map) must not keep the others out.
+            // qdisc, a full map) must not keep the others out. Its prefix
+            // stays in `keep`: a failed update leaves the old fleet rule in
+            // place rather than nothing, the fleet's latest word this host
+            // could apply.
             result.failed.push_back(format_cidr(spec->cidr) + ": " + e.what());
-            keep.erase(spec->cidr);
             log << "fleet rule not applied: " << rule_command(*spec) << ": " << e.what() << '\n';
             continue;
         }
@@ -62,13 +64,6 @@ ReconcileResult reconcile_fleet_rules(FenceSession& session, const std::vector<R
     std::stable_sort(extra.begin(), extra.end(),
                      [](const Rule* a, const Rule* b) { return a->cidr.prefixlen < b->cidr.prefixlen; });
     for (const Rule* r : extra) {
-        // A failed update leaves the old fleet rule in place rather than
-        // nothing: it is still the fleet's latest word this host could apply.
-        if (std::find_if(result.failed.begin(), result.failed.end(), [&](const std::string& f) {
-                return f.rfind(format_cidr(r->cidr) + ":", 0) == 0;
-            }) != result.failed.end()) {
-            continue;
-        }
         fence.remove_rule(r->cidr);
         session.record("fleet-remove", *r);
         log << "removed: " << rule_command(spec_of(*r)) << '\n';
