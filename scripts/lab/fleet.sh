@@ -66,6 +66,17 @@ ml_fl_connects() {
     ip netns exec "$(ml_fl_ns mon)" "$TCPPROBE" connect --src "$ML_FL_MON" --timeout-ms "$ML_FL_PROBE_MS" \
         "${ML_FL_IP[$1]}" "${ML_FL_PORT[$1]}" >/dev/null 2>&1
 }
+# ml_fl_check_reach HOST DROPPED_DESC ACCEPTS_DESC: one probe from the
+# monitoring system to HOST, checked against the submission block: a
+# submission host must drop it, every other host accept it.
+ml_fl_check_reach() {
+    local h=$1 seen=blocked want=connects desc=$3
+    ml_fl_connects "$h" && seen=connects
+    if [[ ${ML_FL_ROLE[$h]} == submission ]]; then
+        want=blocked desc=$2
+    fi
+    ml_check "$desc" "$want" "$seen" "$([[ $seen == "$want" ]] && echo 1 || echo 0)"
+}
 # ml_fl_rule HOST CIDR JQ: a field of HOST's fleet rule for CIDR ("" if none).
 ml_fl_rule() {
     ml_fl_local "$1" list --json 2>/dev/null |
@@ -203,25 +214,20 @@ ml_scenario_fleet() {
     done
 
     # The block, by role: the command waits until the targeted hosts applied it.
-    local t_block
+    local t_block applied
     t0=$(ml_now_ms)
     ml_fl_shown block "$ML_FL_MON/32" --role submission --reason "monitoring storm on the submission port"
     rc=$?
     t_block=$(($(ml_now_ms) - t0))
     out=$(<"$ML_TMP/fleet-cli.out")
     ml_check "fleet block $ML_FL_MON/32 --role submission" "exit 0" "exit $rc" $((rc == 0))
-    ml_check "it reports sub1 and sub2 applied, no other host" "sub1 sub2" \
-        "$(grep -oE '^ *(mx1|sub1|sub2|central1): applied' <<<"$out" | awk -F: '{print $1}' | tr -d ' ' | sort | xargs)" \
-        "$([[ $(grep -oE '^ *(mx1|sub1|sub2|central1): applied' <<<"$out" | awk -F: '{print $1}' | tr -d ' ' | sort | xargs) == "sub1 sub2" ]] && echo 1 || echo 0)"
+    applied=$(grep -oE '^ *(mx1|sub1|sub2|central1): applied' <<<"$out" | awk -F: '{print $1}' | tr -d ' ' | sort | xargs)
+    ml_check "it reports sub1 and sub2 applied, no other host" "sub1 sub2" "$applied" \
+        "$([[ $applied == "sub1 sub2" ]] && echo 1 || echo 0)"
     ml_say "the command returned after $t_block ms, once both submission hosts had applied the rule"
     for h in "${ML_FL_HOSTS[@]}"; do
-        if [[ ${ML_FL_ROLE[$h]} == submission ]]; then
-            ml_check "$h (${ML_FL_ROLE[$h]}): the monitoring system's SYN dropped" "blocked" \
-                "$(ml_fl_connects "$h" && echo connects || echo blocked)" "$(ml_fl_connects "$h" && echo 0 || echo 1)"
-        else
-            ml_check "$h (${ML_FL_ROLE[$h]}): still accepts the monitoring system" "connects" \
-                "$(ml_fl_connects "$h" && echo connects || echo blocked)" "$(ml_fl_connects "$h" && echo 1 || echo 0)"
-        fi
+        ml_fl_check_reach "$h" "$h (${ML_FL_ROLE[$h]}): the monitoring system's SYN dropped" \
+            "$h (${ML_FL_ROLE[$h]}): still accepts the monitoring system"
     done
 
     # The storm while blocked: mx1 and central1 take it; the submission
@@ -279,13 +285,7 @@ ml_scenario_fleet() {
     ml_pf_flush mon
     ml_wait 20 ml_log_at_least mon "$mon_mark2" 'status=deferred' 2
     for h in "${ML_FL_HOSTS[@]}"; do
-        if [[ ${ML_FL_ROLE[$h]} == submission ]]; then
-            ml_check "etcd away: $h still drops it" "blocked" \
-                "$(ml_fl_connects "$h" && echo connects || echo blocked)" "$(ml_fl_connects "$h" && echo 0 || echo 1)"
-        else
-            ml_check "etcd away: $h still accepts it" "connects" \
-                "$(ml_fl_connects "$h" && echo connects || echo blocked)" "$(ml_fl_connects "$h" && echo 1 || echo 0)"
-        fi
+        ml_fl_check_reach "$h" "etcd away: $h still drops it" "etcd away: $h still accepts it"
     done
     ml_check "etcd away: retries deferred, none delivered to sub1/sub2" "0 delivered" \
         "$(($(ml_fl_delivered sub1 st-sub1 | cut -d' ' -f1) + $(ml_fl_delivered sub2 st-sub2 | cut -d' ' -f1))) delivered, $(ml_log_count mon "$mon_mark2" 'status=deferred') deferrals" \
