@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,22 @@ std::string usage_error_of(std::string_view text) {
     return {};
 }
 
+// try_parse_cidr gives what parse_cidr gives for `text`: the same prefix, the
+// mapped flag where parse_cidr has a note, nothing where it throws.
+void expect_fast_path_agrees(std::string_view text) {
+    std::optional<ParsedCidr> reference;
+    try {
+        reference = parse_cidr(text);
+    } catch (const UsageError&) {
+    }
+    const std::optional<ValidCidr> fast = try_parse_cidr(text);
+    ASSERT_EQ(fast.has_value(), reference.has_value())
+        << "'" << text << "': parse_cidr " << (reference ? "accepts" : "refuses") << " it";
+    if (!fast) return;
+    EXPECT_EQ(fast->cidr, reference->cidr) << "'" << text << "'";
+    EXPECT_EQ(fast->was_ipv4_mapped, !reference->note.empty()) << "'" << text << "'";
+}
+
 struct AcceptedCase {
     std::string input;
     Family family;
@@ -46,6 +64,10 @@ TEST_P(CidrAccepted, ParsesToCanonicalPrefix) {
     EXPECT_EQ(result.cidr.family, c.family);
     EXPECT_EQ(format_cidr(result.cidr), c.canonical);
     EXPECT_EQ(result.note, "");
+}
+
+TEST_P(CidrAccepted, FastPathAgrees) {
+    expect_fast_path_agrees(GetParam().input);
 }
 
 TEST_P(CidrAccepted, CanonicalFormParsesBackToTheSamePrefix) {
@@ -122,6 +144,10 @@ INSTANTIATE_TEST_SUITE_P(Forms, CidrIpv4Mapped,
                                          MappedCase{"::ffff:203.0.113.7", "203.0.113.7/32"},
                                          MappedCase{"::ffff:192.0.2.128/121", "192.0.2.128/25"}));
 
+TEST_P(CidrIpv4Mapped, FastPathAgrees) {
+    expect_fast_path_agrees(GetParam().input);
+}
+
 TEST(CidrIpv4Mapped, NoteExplainsWhy) {
     EXPECT_EQ(parse_cidr("::ffff:203.0.113.0/120").note,
               "::ffff:203.0.113.0/120 is an IPv4-mapped prefix: stored as 203.0.113.0/24, "
@@ -191,6 +217,10 @@ TEST_P(CidrRejected, ThrowsUsageErrorSayingWhatIsWrong) {
     EXPECT_NE(message.find(c.message_part), std::string::npos) << "input: '" << c.input << "'\nmessage: " << message;
 }
 
+TEST_P(CidrRejected, FastPathAgrees) {
+    expect_fast_path_agrees(GetParam().input);
+}
+
 TEST_P(CidrRejected, ShowsAValidExampleOrSuggestion) {
     const std::string message = usage_error_of(GetParam().input);
     const bool has_example = message.find("e.g. ") != std::string::npos ||
@@ -251,6 +281,133 @@ INSTANTIATE_TEST_SUITE_P(
                     RejectedCase{"2001:db8:ffff::/33", "2001:db8:8000::/33 (the network)"},
                     RejectedCase{"::1/0", "::/0 (the network)"},
                     RejectedCase{"2001:db8::8001:0/97", "2001:db8::8000:0/97 (the network)"}));
+
+TEST(CidrFastPath, AgreesOnEdgeCases) {
+    const std::string nul_inside("1.2.3.4\0junk", 12), nul_after("10.0.0.0/8\0", 11), nul_in_length("10.0.0.0/\08", 11);
+    for (std::string_view text : {"0.0.0.0",
+                                  "0.0.0.0/0",
+                                  "255.255.255.255/32",
+                                  "1.2.3.4/32",
+                                  "1.2.3.4/033",
+                                  "1.2.3.4//24",
+                                  "1.2.3",
+                                  "1.2.3.",
+                                  ".1.2.3.4",
+                                  "1..2.3",
+                                  "1.2.3.4/99999999999999999999999",
+                                  "1.2.3.0/0024",
+                                  "::",
+                                  "::/0",
+                                  "::/128",
+                                  "::/00",
+                                  ":",
+                                  ":::",
+                                  "1:",
+                                  ":1",
+                                  "::1/129",
+                                  "1::2::3",
+                                  "12345::",
+                                  "1:2:3:4:5:6:7::",
+                                  "::1:2:3:4:5:6:7",
+                                  "1:2:3:4:5:6:7:8/128",
+                                  "::ffff:0:0/96",
+                                  "::ffff:0:0/95",
+                                  "::ffff:0:0/97",
+                                  "::ffff:1.2.3.4/127",
+                                  "::ffff:1.2.3.4/128",
+                                  "::1.2.3.4",
+                                  "1.2.3.4::",
+                                  "0000:0000:0000:0000:0000:0000:255.255.255.255",
+                                  "0000:0000:0000:0000:0000:0000:255.255.255.255/128",
+                                  "00000::",
+                                  "2001:DB8::/32",
+                                  "%",
+                                  "1.2.3.4%",
+                                  "/0",
+                                  "/",
+                                  "1.2.3.4/0x1",
+                                  "1.2.3.4/1e1",
+                                  "10.1.2.3/8",
+                                  "10.0.0.0/8\r",
+                                  "\t10.0.0.0/8"}) {
+        expect_fast_path_agrees(text);
+    }
+    expect_fast_path_agrees(nul_inside);
+    expect_fast_path_agrees(nul_after);
+    expect_fast_path_agrees(nul_in_length);
+}
+
+TEST(CidrFastPath, AgreesOnAddressesAroundItsStackBuffer) {
+    // The fast path copies addresses shorter than 64 bytes to the stack and
+    // longer ones to the heap; inet_pton's valid texts are at most 45.
+    for (size_t length = 40; length <= 70; ++length) {
+        std::string zeros_then_v4 = std::string(length - 9, '0');
+        for (size_t i = 4; i < zeros_then_v4.size(); i += 5) zeros_then_v4[i] = ':';
+        expect_fast_path_agrees(zeros_then_v4 + ":1.2.3.4");
+        expect_fast_path_agrees(std::string(length, ':'));
+        expect_fast_path_agrees(std::string(length, '1') + "/24");
+        expect_fast_path_agrees("::" + std::string(length, 'f'));
+    }
+}
+
+TEST(CidrFastPath, AgreesOnRandomPrefixes) {
+    std::mt19937_64 random(20261125);
+    const auto below = [&](unsigned n) { return static_cast<unsigned>(random() % n); };
+    for (int i = 0; i < 20000; ++i) {
+        std::array<uint8_t, 16> bytes{};
+        for (auto& b : bytes) b = below(4) == 0 ? 0 : static_cast<uint8_t>(random());
+        const bool v4 = below(2) == 0;
+        if (!v4 && below(4) == 0) {  // IPv4-mapped
+            std::fill(bytes.begin(), bytes.begin() + 10, 0);
+            bytes[10] = bytes[11] = 0xff;
+        }
+        const unsigned prefixlen = v4 ? below(34) : (below(2) == 0 ? 90 + below(40) : below(130));
+        if (below(2) == 0) {  // half without host bits, so that many are valid
+            const unsigned kept = std::min(prefixlen, v4 ? 32u : 128u);
+            for (unsigned bit = kept; bit < 128; ++bit) bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+        }
+        const std::string address = format_address(v4 ? Family::V4 : Family::V6, bytes);
+        expect_fast_path_agrees(address);
+        expect_fast_path_agrees(address + "/" + std::to_string(prefixlen));
+    }
+}
+
+TEST(CidrFastPath, AgreesOnRandomText) {
+    // Short words of the characters prefixes are made of, and of a few that
+    // must not be in them.
+    using namespace std::string_view_literals;
+    constexpr std::string_view kAlphabet = "0123456789abcdefABCDEF:::...///%x -+\0"sv;
+    std::mt19937_64 random(7);
+    for (int i = 0; i < 50000; ++i) {
+        std::string text(random() % 16, ' ');
+        for (char& c : text) c = kAlphabet[random() % kAlphabet.size()];
+        expect_fast_path_agrees(text);
+    }
+}
+
+TEST(CidrFastPath, AgreesOnMutatedPrefixes) {
+    // Valid prefixes with one character replaced, inserted or removed: the
+    // near misses a typo makes.
+    constexpr std::string_view kCharacters = "0123456789af:./ %x";
+    const std::vector<std::string> seeds = {"203.0.113.0/24",     "10.0.0.0/8",        "192.0.2.1", "2001:db8::/32",
+                                            "::ffff:1.2.3.0/120", "fe80::1:2:3:4/128", "::/0",      "1:2:3:4:5:6:7:8"};
+    std::mt19937_64 random(11);
+    for (int i = 0; i < 30000; ++i) {
+        std::string text = seeds[random() % seeds.size()];
+        const size_t at = random() % (text.size() + 1);
+        const char c = kCharacters[random() % kCharacters.size()];
+        switch (random() % 3) {
+        case 0:
+            if (at < text.size()) text[at] = c;
+            break;
+        case 1: text.insert(at, 1, c); break;
+        default:
+            if (at < text.size()) text.erase(at, 1);
+            break;
+        }
+        expect_fast_path_agrees(text);
+    }
+}
 
 TEST(CidrFormat, UsesTheCompressedCanonicalForm) {
     Cidr v6;

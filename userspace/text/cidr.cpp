@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "base/errors.h"
 
@@ -42,6 +43,31 @@ std::array<uint8_t, 16> network_of(const std::array<uint8_t, 16>& addr, unsigned
     return network;
 }
 
+// inet_pton on a string_view. Its valid texts are at most 45 characters
+// (INET6_ADDRSTRLEN - 1), so they fit the stack; a longer text still gets the
+// same answer from a copy on the heap.
+bool address_bytes(Family family, std::string_view address, std::array<uint8_t, 16>& bytes) {
+    const int af = family == Family::V4 ? AF_INET : AF_INET6;
+    char terminated[64];
+    if (address.size() < sizeof terminated) {
+        std::memcpy(terminated, address.data(), address.size());
+        terminated[address.size()] = '\0';
+        return inet_pton(af, terminated, bytes.data()) == 1;
+    }
+    return inet_pton(af, std::string(address).c_str(), bytes.data()) == 1;
+}
+
+Family family_of(std::string_view address) {
+    return address.find(':') == std::string_view::npos ? Family::V4 : Family::V6;
+}
+
+// Strict on purpose: "+5", " 5" or "08" are likely typos, and guessing what
+// was meant would fence a different range than the one the admin reviewed.
+bool is_plain_decimal(std::string_view digits) {
+    return !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+           (digits.size() == 1 || digits.front() != '0');
+}
+
 struct ParsedAddress {
     Family family;
     std::array<uint8_t, 16> addr{};
@@ -62,11 +88,10 @@ ParsedAddress parse_address(std::string_view text, std::string_view address) {
     }
 
     ParsedAddress parsed;
-    parsed.family = address.find(':') == std::string_view::npos ? Family::V4 : Family::V6;
-    const int af = parsed.family == Family::V4 ? AF_INET : AF_INET6;
+    parsed.family = family_of(address);
     // inet_pton stops at a NUL, so an embedded one would hide trailing garbage.
     const bool valid = address.find('\0') == std::string_view::npos &&
-                       inet_pton(af, std::string(address).c_str(), parsed.addr.data()) == 1;
+                       address_bytes(parsed.family, address, parsed.addr);
     if (valid) {
         return parsed;
     }
@@ -83,16 +108,12 @@ ParsedAddress parse_address(std::string_view text, std::string_view address) {
                      std::string(kV4Example) + " or " + std::string(kV6Example));
 }
 
-// Strict on purpose: "+5", " 5" or "08" are likely typos, and guessing what
-// was meant would fence a different range than the one the admin reviewed.
 uint8_t parse_prefixlen(std::string_view text, std::string_view digits, Family family) {
     const std::string example(example_for(family));
     if (digits.empty()) {
         throw UsageError(quoted(text) + " has no prefix length after the '/', e.g. " + example);
     }
-    const bool plain_decimal = std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-                               (digits.size() == 1 || digits.front() != '0');
-    if (!plain_decimal) {
+    if (!is_plain_decimal(digits)) {
         throw UsageError(quoted(text) + " has a malformed prefix length " + quoted(digits) +
                          ": write a decimal number without sign, spaces or leading zeros, e.g. " + example);
     }
@@ -165,6 +186,35 @@ ParsedCidr parse_cidr(std::string_view text) {
                       format_cidr(parsed.cidr) + ", because such senders arrive as IPv4";
     }
     return parsed;
+}
+
+std::optional<ValidCidr> try_parse_cidr(std::string_view text) {
+    // The same steps as parse_cidr, each giving up where parse_cidr throws.
+    const auto slash = text.find('/');
+    const std::string_view address = text.substr(0, slash);
+    if (address.empty() || address.find('%') != std::string_view::npos ||
+        address.find('\0') != std::string_view::npos) {
+        return std::nullopt;
+    }
+    Cidr cidr;
+    cidr.family = family_of(address);
+    std::array<uint8_t, 16> bytes{};
+    if (!address_bytes(cidr.family, address, bytes)) return std::nullopt;
+    cidr.prefixlen = max_prefixlen(cidr.family);
+    if (slash != std::string_view::npos) {
+        const std::string_view digits = text.substr(slash + 1);
+        unsigned value = 0;
+        if (!is_plain_decimal(digits) ||
+            std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc{} ||
+            value > cidr.prefixlen) {
+            return std::nullopt;
+        }
+        cidr.prefixlen = static_cast<uint8_t>(value);
+    }
+    cidr.addr = network_of(bytes, cidr.prefixlen);
+    if (cidr.addr != bytes) return std::nullopt;
+    if (is_ipv4_mapped(cidr)) return ValidCidr{ipv4_of_mapped(cidr), true};
+    return ValidCidr{cidr, false};
 }
 
 std::string format_address(Family family, const std::array<uint8_t, 16>& addr) {
