@@ -21,6 +21,8 @@ packages=(
   etcd-server etcd-client
   # the fleet agent's etcd client (HTTP/JSON over TLS with libcurl)
   libcurl4-openssl-dev
+  # SHA-256 of imported prefix lists (libcrypto)
+  libssl-dev
 )
 
 # promtool (Prometheus' own parser of the text format) checks the metrics
