@@ -34,12 +34,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rules_v6 SEC(".maps");
 
-/* Per-CPU counters by rule slot: 2 x --max-rules slots (both families), sized at load. */
+/* Per-CPU counters by rule slot: 2 x --max-rules slots (both families), then
+ * FENCE_MAX_LISTS for the lists (list_rules[i].slot); sized at load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct rule_counters);
-	__uint(max_entries, 2 * FENCE_DEFAULT_MAX_RULES);
+	__uint(max_entries, 2 * FENCE_DEFAULT_MAX_RULES + FENCE_MAX_LISTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rule_counters SEC(".maps");
 
@@ -69,6 +70,59 @@ struct {
 	__uint(max_entries, 1);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
+
+/* Each imported list's rule, by list (see FENCE_MAX_LISTS); action 0 = none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rule_value);
+	__uint(max_entries, FENCE_MAX_LISTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} list_rules SEC(".maps");
+
+/* Which list each list_rules entry is, for userspace only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct list_info);
+	__uint(max_entries, FENCE_MAX_LISTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} list_info SEC(".maps");
+
+/* The two list sets (fence_config.list_set), each an IPv4 table and an IPv6
+ * hash made by userspace at the size of its lists, so their templates' sizes
+ * are placeholders. The table is mmapable: userspace writes millions of
+ * cells with one copy. */
+struct list_v4_cells {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 1);
+};
+
+struct list_v6_prefixes {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(key_size, sizeof(struct list_key_v6));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 1);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct list_v4_cells);
+} list_v4_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct list_v6_prefixes);
+} list_v6_sets SEC(".maps");
 
 /* The limiter's GCRA clock per (rule, source key) (FENCE_LIMIT_KEYS). */
 struct {

@@ -29,6 +29,134 @@ static __always_inline struct rule_value *lookup_source(const struct packet *pkt
 	return bpf_map_lookup_elem(&rules_v6, &key);
 }
 
+/*
+ * The imported lists (FENCE_MAX_LISTS): the FENCE_LIST_HIT of the longest
+ * listed prefix covering an address, or 0. Global functions, so that the
+ * verifier checks each once, whatever the paths that call them.
+ */
+__attribute__((noinline)) __u32 lookup_list_v4(__u32 addr_be)
+{
+	__u32 zero = 0;
+	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || !cfg->list_set)
+		return 0;
+	__u32 set = cfg->list_set - 1;
+	void *cells = bpf_map_lookup_elem(&list_v4_sets, &set);
+
+	if (!cells)
+		return 0;
+	__u32 addr = bpf_ntohl(addr_be);
+	__u32 index = addr >> 16;
+	__u32 *cell = bpf_map_lookup_elem(cells, &index);
+
+	if (!cell)
+		return 0;
+	__u32 value = *cell;
+
+	if (!(value & FENCE_LIST_BLOCK))
+		return value;
+	index = (value & ~FENCE_LIST_BLOCK) + ((addr >> 8) & 0xff);
+	cell = bpf_map_lookup_elem(cells, &index);
+	if (!cell)
+		return 0;
+	value = *cell;
+	if (!(value & FENCE_LIST_BLOCK))
+		return value;
+	index = (value & ~FENCE_LIST_BLOCK) + (addr & 0xff);
+	cell = bpf_map_lookup_elem(cells, &index);
+	return cell ? *cell : 0;
+}
+
+/* The first `prefixlen` bits of a 64-bit half in host order. */
+static __always_inline __u64 keep_bits(__u64 half, __s32 prefixlen)
+{
+	if (prefixlen <= 0)
+		return 0;
+	if (prefixlen >= 64)
+		return half;
+	return half & ~(~0ull >> prefixlen);
+}
+
+__attribute__((noinline)) __u32 lookup_list_v6(__u64 hi_be, __u64 lo_be)
+{
+	__u32 zero = 0;
+	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || !cfg->list_set)
+		return 0;
+	__u32 set = cfg->list_set - 1;
+	void *cells = bpf_map_lookup_elem(&list_v4_sets, &set);
+	void *prefixes = bpf_map_lookup_elem(&list_v6_sets, &set);
+
+	if (!cells || !prefixes)
+		return 0;
+	__u32 index = FENCE_LIST_V6_LENGTHS;
+	__u32 *count = bpf_map_lookup_elem(cells, &index);
+
+	if (!count)
+		return 0;
+	__u32 lengths = *count;
+	__u64 hi = bpf_be64_to_cpu(hi_be), lo = bpf_be64_to_cpu(lo_be);
+
+	/* Longest length first: the first hit is the longest listed prefix. */
+	for (__u32 i = 1; i <= 129; i++) {
+		if (i > lengths)
+			break;
+		index = FENCE_LIST_V6_LENGTHS + i;
+		__u32 *length = bpf_map_lookup_elem(cells, &index);
+
+		if (!length)
+			return 0;
+		__s32 prefixlen = *length & 0xff;
+		struct list_key_v6 key = { .prefixlen = prefixlen };
+		__u64 key_hi = bpf_cpu_to_be64(keep_bits(hi, prefixlen));
+		__u64 key_lo = bpf_cpu_to_be64(keep_bits(lo, prefixlen - 64));
+
+		__builtin_memcpy(key.addr, &key_hi, 8);
+		__builtin_memcpy(key.addr + 8, &key_lo, 8);
+		__u32 *hit = bpf_map_lookup_elem(prefixes, &key);
+
+		if (hit)
+			return *hit;
+	}
+	return 0;
+}
+
+/* The rule of the longest listed prefix covering the source that is in
+ * force, and that prefix's length; NULL when none is. */
+static __always_inline struct rule_value *find_list_rule(const struct packet *pkt, __u64 now,
+							 __u32 *prefixlen)
+{
+	__u32 hit;
+
+	if (pkt->family == 4) {
+		__u32 addr;
+
+		__builtin_memcpy(&addr, pkt->saddr, 4);
+		hit = lookup_list_v4(addr);
+	} else {
+		__u64 hi, lo;
+
+		__builtin_memcpy(&hi, pkt->saddr, 8);
+		__builtin_memcpy(&lo, pkt->saddr + 8, 8);
+		hit = lookup_list_v6(hi, lo);
+	}
+	if (!hit)
+		return 0;
+	__u32 list = FENCE_LIST_HIT_LIST(hit);
+	struct rule_value *rule = bpf_map_lookup_elem(&list_rules, &list);
+
+	if (!rule || !rule->action)
+		return 0;
+	/* An expired list steps aside until it is reaped; a broader prefix
+	 * of another list takes over only then (the set is rebuilt). */
+	if (rule->expires_ns && (now ? now : bpf_ktime_get_boot_ns()) >= rule->expires_ns)
+		return 0;
+	*prefixlen = FENCE_LIST_HIT_PREFIXLEN(hit);
+	return rule;
+}
+
 /* The rules that judge a source. */
 struct judges {
 	struct rule_value *live; /* decides the packet: the longest live rule */
@@ -42,7 +170,7 @@ struct judges {
  * CLOCK_BOOTTIME the caller already read, or 0: then it is read when a rule
  * with a deadline is met.
  */
-static __always_inline struct judges find_judges(const struct packet *pkt, __u64 now)
+static __always_inline struct judges find_rule_judges(const struct packet *pkt, __u64 now)
 {
 	struct judges j = {};
 	__u32 prefixlen = pkt->family == 4 ? 32 : 128;
@@ -72,6 +200,27 @@ static __always_inline struct judges find_judges(const struct packet *pkt, __u64
 			break;
 		prefixlen = rule->prefixlen - 1;
 	}
+	return j;
+}
+
+/*
+ * The rules and the lists together: a listed prefix longer than the live
+ * rule's decides instead (a rule for the very same prefix wins over a list);
+ * a dry-run rule counts only while it is longer than whatever decides.
+ */
+static __always_inline struct judges find_judges(const struct packet *pkt, __u64 now)
+{
+	struct judges j = find_rule_judges(pkt, now);
+	__u32 list_prefixlen = 0;
+	struct rule_value *list = find_list_rule(pkt, now, &list_prefixlen);
+
+	if (!list)
+		return j;
+	if (j.live && j.live->prefixlen >= list_prefixlen)
+		return j;
+	j.live = list;
+	if (j.dry && j.dry->prefixlen <= list_prefixlen)
+		j.dry = 0;
 	return j;
 }
 

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define FENCE_LAYOUT_VERSION 3
+#define FENCE_LAYOUT_VERSION 4
 #define FENCE_CONFIG_MAGIC 0x736d7466u /* "smtf": config map was initialised */
 
 /* Default capacity: rules per address family (the rule slots of
@@ -114,6 +114,34 @@
 #define FENCE_TC_HANDLE 0x5346
 #define FENCE_TC_PRIORITY 0x5346
 
+/* Imported prefix lists (`smtpfence import`). Each list is a rule without a
+ * prefix of its own: list_rules[list] holds its action, deadline and counter
+ * slot (rule_counters has FENCE_MAX_LISTS slots past the rules' for them).
+ * Its prefixes live in a "list set", all lists compiled together, so that a
+ * lookup costs the same for ten prefixes or millions:
+ *  - IPv4: a 16-8-8 table (DPDK's DIR-24-8, one level more so that memory
+ *    follows the lists): cell a>>16 of the first FENCE_LIST_V4_ROOT cells,
+ *    then, where longer prefixes start, a block of 256 cells by the next
+ *    byte, then one by the last byte: at most three array reads.
+ *  - IPv6: a hash per prefix length, tried from the longest length present.
+ * A cell or hash value is a FENCE_LIST_HIT (the list and the prefix length of
+ * the longest listed prefix there), or FENCE_LIST_BLOCK | first cell of the
+ * next level, or 0 (no list). Among lists that list the same prefix, an
+ * allow list wins over a block list, then the list whose name sorts first.
+ * Two sets exist while one is built: fence_config.list_set says which one
+ * the data path reads (0: none), and flips only once the new one is whole. */
+#define FENCE_MAX_LISTS 64
+#define FENCE_LIST_NAME_LEN 72 /* a name of up to 64 characters, NUL-padded */
+#define FENCE_LIST_V4_ROOT 65536
+/* The IPv6 prefix lengths present, longest first, after the v4 root cells:
+ * the count, then one length a cell. */
+#define FENCE_LIST_V6_LENGTHS FENCE_LIST_V4_ROOT
+#define FENCE_LIST_V4_CELLS_START (FENCE_LIST_V4_ROOT + 256) /* first block of 256 cells */
+#define FENCE_LIST_BLOCK 0x80000000u
+#define FENCE_LIST_HIT(list, prefixlen) (((__u32)(prefixlen) << 8) | ((__u32)(list) + 1))
+#define FENCE_LIST_HIT_LIST(hit) (((hit) & 0xff) - 1)
+#define FENCE_LIST_HIT_PREFIXLEN(hit) (((hit) >> 8) & 0xff)
+
 #define FENCE_REASON_LEN 120
 #define FENCE_USER_LEN 32
 #define FENCE_ORIGIN_LEN 64
@@ -136,6 +164,10 @@
 #define FENCE_MAP_RULE_PACE "rule_pace"
 #define FENCE_MAP_PACE_FLOWS "pace_flows"
 #define FENCE_MAP_PACE_KEYS "pace_keys"
+#define FENCE_MAP_LIST_RULES "list_rules"
+#define FENCE_MAP_LIST_INFO "list_info"
+#define FENCE_MAP_LIST_V4_SETS "list_v4_sets"
+#define FENCE_MAP_LIST_V6_SETS "list_v6_sets"
 #define FENCE_PIN_SOCKOPS_LINK "sockops_link"
 #define FENCE_PIN_PROG "prog"
 #define FENCE_PIN_LINKS_DIR "links"
@@ -151,6 +183,8 @@ enum fence_action {
 	0x1 /* counts what it would drop, drops nothing; the
 				* next broader live rule decides the packet */
 #define FENCE_RULE_PACED 0x2 /* LIMIT --messages: rule_pace[slot] holds its pace */
+#define FENCE_RULE_LIST 0x4 /* an imported list's rule (list_rules): its prefix is the
+			     * listed prefix that matched, not rule_value.prefixlen */
 
 /* What happened to a connection attempt (source accounting, events). */
 enum fence_verdict {
@@ -213,6 +247,19 @@ struct limit_key {
 	__u32 rule_id;
 	__u8 family; /* 4 or 6 */
 	__u8 pad[3];
+	__u8 addr[16];
+};
+
+/* Read and written by userspace only: which list a list_rules entry is. */
+struct list_info {
+	char name[FENCE_LIST_NAME_LEN];
+	__u64 v4_prefixes; /* in the list set in force */
+	__u64 v6_prefixes;
+};
+
+/* Key of a list set's IPv6 hash: the prefix, host bits zero. */
+struct list_key_v6 {
+	__u32 prefixlen;
 	__u8 addr[16];
 };
 
@@ -307,6 +354,9 @@ struct fence_config {
 	__u32 next_rule_id; /* handed out by userspace under the pin-dir lock */
 	__u32 paced_rules; /* rules with FENCE_RULE_PACED: 0 lets the egress
 			       * program return at once */
+	__u32 list_set; /* the list set the data path reads: 1 or 2 (slot 0 or 1
+			    * of the list_*_sets maps), 0 = no list */
+	__u32 pad;
 	__u64 smtp_ports[FENCE_PORT_WORDS]; /* bitmap: bit p set = port p is SMTP */
 };
 
@@ -396,7 +446,9 @@ FENCE_STATIC_ASSERT(sizeof(struct rule_pace) == 56, "rule_pace layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_key_state) == 16, "pace_key_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow_key) == 24, "pace_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow) == 24, "pace_flow layout");
-FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 24 + 8 * FENCE_PORT_WORDS,
+FENCE_STATIC_ASSERT(sizeof(struct list_key_v6) == 20, "list_key_v6 layout");
+FENCE_STATIC_ASSERT(sizeof(struct list_info) == 88, "list_info layout");
+FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 32 + 8 * FENCE_PORT_WORDS,
 		    "fence_config layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 96, "fence_stats layout");
 

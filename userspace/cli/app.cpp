@@ -18,6 +18,7 @@
 #include "cli/fleet.h"
 #include "cli/limit.h"
 #include "cli/list.h"
+#include "cli/lists.h"
 #include "cli/metrics.h"
 #include "cli/ports.h"
 #include "cli/remove.h"
@@ -98,6 +99,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     register_remove(app, commands);
     register_ports(app, commands);
     register_list(app, commands);
+    register_import(app, commands);
+    register_unimport(app, commands);
+    register_lists(app, commands);
     register_status(app, commands);
     register_save(app, commands);
     register_restore(app, commands);

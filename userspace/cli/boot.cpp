@@ -26,6 +26,7 @@ BootConfig read_config(const std::string& path) {
 
 int report_reaped(const FenceSession& session, std::ostream& out) {
     for (const auto& r : session.reaped()) out << "expired and removed: " << rule_command(spec_of(r)) << '\n';
+    for (const auto& name : session.reaped_lists()) out << "expired and removed: list " << name << '\n';
     out << "reaped " << session.reaped().size() << " expired " << (session.reaped().size() == 1 ? "rule" : "rules")
         << '\n';
     return kExitOk;
@@ -66,6 +67,10 @@ int run_boot(const BootOptions& options, const CliContext& ctx) {
         restore_rule_set(session, *saved, cfg.ports.has_value(), ctx.out);
     } else {
         ctx.out << "no saved rules at " << state_path << " yet\n";
+    }
+    if (const size_t lists = session.lists().restore()) {
+        ctx.out << "restored " << lists << (lists == 1 ? " list" : " lists") << " from "
+                << session.lists().store_dir() << '\n';
     }
     session.commit();
     return report_reaped(session, ctx.out);

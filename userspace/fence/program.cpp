@@ -31,7 +31,7 @@ namespace {
 void size_rule_maps(smtpfence_bpf* skel, const std::string& pin_dir, uint32_t max_rules) {
     const std::pair<bpf_map*, uint32_t> sizes[] = {{skel->maps.rules_v4, max_rules},
                                                    {skel->maps.rules_v6, max_rules},
-                                                   {skel->maps.rule_counters, 2 * max_rules},
+                                                   {skel->maps.rule_counters, 2 * max_rules + FENCE_MAX_LISTS},
                                                    {skel->maps.rule_info, 2 * max_rules},
                                                    {skel->maps.rule_pace, 2 * max_rules}};
     for (auto [map, size] : sizes) {

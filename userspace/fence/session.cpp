@@ -2,15 +2,20 @@
 
 #include "base/errors.h"
 #include "fence/state_file.h"
+#include "text/durations.h"
 #include "text/rule_set.h"
 
 namespace smtpfence {
 
 FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err)
-    : fence_(Fence::open(pin_dir)), lock_(pin_dir), audit_(audit_log_path(state_dir), to_syslog, err),
-      state_dir_(state_dir), state_file_(state_file_path(state_dir, pin_dir)), err_(err) {
+    : fence_(Fence::open(pin_dir)), lock_(pin_dir),
+      lists_(FenceLists::open(pin_dir, list_store_dir(state_dir, pin_dir))),
+      audit_(audit_log_path(state_dir), to_syslog, err), state_dir_(state_dir),
+      state_file_(state_file_path(state_dir, pin_dir)), err_(err) {
     reaped_ = fence_.reap_expired();
     for (const auto& rule : reaped_) record("expire", rule);
+    reaped_lists_ = lists_.reap_expired(unix_now());
+    for (const auto& name : reaped_lists_) record("expire", "list " + name);
 }
 
 FenceSession::~FenceSession() {

@@ -11,6 +11,7 @@
 
 #include "bpf/pin_dir.h"
 #include "fence/audit.h"
+#include "fence/lists.h"
 #include "fence/rule_store.h"
 
 namespace smtpfence {
@@ -18,7 +19,7 @@ namespace smtpfence {
 class FenceSession {
 public:
     // Opens the fence of `pin_dir` (RuntimeError when there is none), locks
-    // it, and reaps expired rules.
+    // it, and reaps expired rules and lists.
     FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err);
     // A session that made changes but did not commit (a command failed
     // halfway) still saves what is in the kernel; a failure is only reported.
@@ -27,8 +28,11 @@ public:
     FenceSession& operator=(const FenceSession&) = delete;
 
     Fence& fence() { return fence_; }
+    FenceLists& lists() { return lists_; }
     // The rules this session found expired and removed.
     const std::vector<Rule>& reaped() const { return reaped_; }
+    // The lists this session found expired and removed.
+    const std::vector<std::string>& reaped_lists() const { return reaped_lists_; }
     const std::string& state_file() const { return state_file_; }
 
     // Audits one change (see AuditLog::record); the state file is due.
@@ -46,11 +50,13 @@ public:
 private:
     Fence fence_;
     PinDirLock lock_;
+    FenceLists lists_;
     AuditLog audit_;
     std::string state_dir_;
     std::string state_file_;
     std::ostream& err_;
     std::vector<Rule> reaped_;
+    std::vector<std::string> reaped_lists_;
     bool changed_ = false;
 };
 

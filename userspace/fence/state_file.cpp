@@ -42,6 +42,11 @@ std::string state_file_path(const std::string& state_dir, const std::string& pin
     return (fs::path(state_dir) / (name + ".rules")).string();
 }
 
+std::string list_store_dir(const std::string& state_dir, const std::string& pin_dir) {
+    std::string rules = state_file_path(state_dir, pin_dir);
+    return rules.substr(0, rules.size() - std::string_view(".rules").size()) + ".lists";
+}
+
 std::string audit_log_path(const std::string& state_dir) {
     fs::path dir = fs::path(state_dir).lexically_normal();
     if (!dir.has_filename()) dir = dir.parent_path();  // "/var/lib/smtpfence/"

@@ -17,6 +17,9 @@ namespace smtpfence {
 // Where an instance keeps its rules: STATE_DIR/NAME.rules, NAME being the pin
 // directory's last component (/sys/fs/bpf/smtpfence -> smtpfence.rules).
 std::string state_file_path(const std::string& state_dir, const std::string& pin_dir);
+// Where an instance keeps its imported lists, one file each (text/list_file.h):
+// STATE_DIR/NAME.lists/, beside NAME.rules.
+std::string list_store_dir(const std::string& state_dir, const std::string& pin_dir);
 // The audit log of an instance: /var/log/smtpfence/audit.log for the default
 // state directory, else STATE_DIR/audit.log (an instance with a state
 // directory of its own keeps its log with it).

@@ -208,7 +208,9 @@ std::string format_list_file(const StoredList& list) {
     return out;
 }
 
-StoredList parse_list_file(std::string_view content, std::string_view path) {
+namespace {
+
+StoredList parse(std::string_view content, std::string_view path, bool header_only) {
     size_t line_no = 0, pos = 0;
     const auto error_at = [&](size_t line, const std::string& what) {
         return UsageError(std::string(path) + ":" + std::to_string(line) + ": " + what);
@@ -302,6 +304,8 @@ StoredList parse_list_file(std::string_view content, std::string_view path) {
         }
         return count;
     });
+    list.entries = entries;
+    if (header_only) return list;
 
     std::optional<Cidr> previous;
     while (pos < content.size()) {
@@ -337,6 +341,16 @@ StoredList parse_list_file(std::string_view content, std::string_view path) {
                                     std::to_string(entries) + "; " + std::string(kImportAgain));
     }
     return list;
+}
+
+}  // namespace
+
+StoredList parse_list_file(std::string_view content, std::string_view path) {
+    return parse(content, path, false);
+}
+
+StoredList parse_list_file_header(std::string_view content, std::string_view path) {
+    return parse(content, path, true);
 }
 
 }  // namespace smtpfence

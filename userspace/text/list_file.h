@@ -41,6 +41,7 @@ struct StoredList {
     uint64_t created_unix = 0;
     uint64_t expires_unix = 0;  // 0 = never
     std::vector<Cidr> v4, v6;
+    uint64_t entries = 0;  // as the header says (set by the parsers only)
 };
 
 // The file's content. Prefixes are written v4 before v6, each by address then
@@ -57,5 +58,8 @@ std::string format_list_file(const StoredList& list);
 // the order format_list_file writes), an entries count that differs, a file
 // not ending in a newline (cut short). A damaged file is refused whole.
 StoredList parse_list_file(std::string_view content, std::string_view path);
+// The header alone, checked as parse_list_file checks it, for a summary of
+// the list without reading its prefixes (v4 and v6 stay empty).
+StoredList parse_list_file_header(std::string_view content, std::string_view path);
 
 }  // namespace smtpfence
