@@ -67,7 +67,7 @@ bpftool map create "$old/config" type array key 4 value "$value_size" entries 1 
 bpftool map update pinned "$old/config" key 0 0 0 0 value 0x66 0x74 0x6d 0x73 2 0 0 0 \
     $(yes 0 | head -n $((value_size - 8))) || e2e_die "cannot write the config map"
 expect_exit 1 "attach over layout-2 maps is refused" fence --pin-dir "$old" attach "$HOST_IF"
-check_match "the message names both layout versions" "layout version 2.*layout version 3" "$E2E_OUT"
+check_match "the message names both layout versions" "layout version 2.*layout version 4" "$E2E_OUT"
 check_match "and the way to migrate" "save rules\.txt.*detach.*rm -r $old.*attach.*restore rules\.txt" "$E2E_OUT"
 check_eq "nothing was added to that pin dir" "config" "$(ls "$old")"
 check_eq "the interface still runs this instance's program" "$prog_after" "$(status_field '.interfaces[0].program_id')"

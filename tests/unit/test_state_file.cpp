@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/errors.h"
+#include "smtpfence_abi.h"
 #include "fence/state_file.h"
 #include "text/rule_set.h"
 
@@ -102,7 +103,7 @@ TEST(RuleSetFile, RoundTripsEveryField) {
 
 TEST(RuleSetFile, HasNoTimestampOfItsOwn) {
     std::string a = format_rule_set({25}, {sample_block()});
-    EXPECT_EQ(a.rfind("# smtpfence rule set (map layout 3): 1 rule.\n", 0), 0u) << a;
+    EXPECT_EQ(a.rfind("# smtpfence rule set (map layout " + std::to_string(FENCE_LAYOUT_VERSION) + "): 1 rule.\n", 0), 0u) << a;
     EXPECT_EQ(format_rule_set({25}, {sample_block()}), a);
 }
 

@@ -33,6 +33,9 @@ int run_status(const StatusOptions& options, const CliContext& ctx) {
     st.ports = fence.ports();
     st.rules = fence.rules();
     st.capacity = fence.capacity();
+    const FenceLists::Totals lists = session.lists().totals();
+    st.lists = lists.lists;
+    st.list_prefixes = lists.prefixes;
     st.counters = fence.counters();
     st.now_unix = static_cast<uint64_t>(std::time(nullptr));
     st.state = check_state_file(session.state_file(), st.ports, st.rules);

@@ -27,6 +27,8 @@ struct StatusView {
     PortSet ports;
     std::vector<Rule> rules;
     uint32_t capacity = 0;
+    size_t lists = 0;              // imported lists in force
+    uint64_t list_prefixes = 0;    // their prefixes
     fence_stats counters{};
     uint64_t now_unix = 0;
     StateFileHealth state;
