@@ -89,22 +89,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } list_info SEC(".maps");
 
-/* The two list sets (fence_config.list_set), each an IPv4 table and an IPv6
- * hash made by userspace at the size of its lists, so their templates' sizes
- * are placeholders. The table is mmapable: userspace writes millions of
- * cells with one copy. */
+/* The two list sets (fence_config.list_set), each an IPv4 table and a hash
+ * of prefixes made by userspace at the size of its lists, so their
+ * templates' sizes are placeholders. The table is mmapable: userspace writes
+ * millions of cells with one copy. */
 struct list_v4_cells {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
 	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u64));
 	__uint(max_entries, 1);
 };
 
-struct list_v6_prefixes {
+struct list_prefixes {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(key_size, sizeof(struct list_key_v6));
-	__uint(value_size, sizeof(__u32));
+	__uint(key_size, sizeof(struct list_key));
+	__uint(value_size, sizeof(struct list_value));
 	__uint(max_entries, 1);
 };
 
@@ -121,8 +121,8 @@ struct {
 	__uint(max_entries, 2);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct list_v6_prefixes);
-} list_v6_sets SEC(".maps");
+	__array(values, struct list_prefixes);
+} list_prefix_sets SEC(".maps");
 
 /* The limiter's GCRA clock per (rule, source key) (FENCE_LIMIT_KEYS). */
 struct {

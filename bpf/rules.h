@@ -34,7 +34,9 @@ static __always_inline struct rule_value *lookup_source(const struct packet *pkt
  * listed prefix covering an address, or 0. Global functions, so that the
  * verifier checks each once, whatever the paths that call them.
  */
-__attribute__((noinline)) __u32 lookup_list_v4(__u32 addr_be)
+
+/* The list set the data path reads: its IPv4 cells and its prefix hash. */
+static __always_inline int list_set_maps(void **cells, void **prefixes)
 {
 	__u32 zero = 0;
 	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
@@ -42,30 +44,70 @@ __attribute__((noinline)) __u32 lookup_list_v4(__u32 addr_be)
 	if (!cfg || !cfg->list_set)
 		return 0;
 	__u32 set = cfg->list_set - 1;
-	void *cells = bpf_map_lookup_elem(&list_v4_sets, &set);
 
-	if (!cells)
+	*cells = bpf_map_lookup_elem(&list_v4_sets, &set);
+	*prefixes = bpf_map_lookup_elem(&list_prefix_sets, &set);
+	return *cells && *prefixes;
+}
+
+/* The hash's key of a prefix given as two host-order halves. `key` is the
+ * caller's room for it: one for every lookup keeps the stack within the
+ * verifier's 512 bytes for the XDP program and its calls together. */
+static __always_inline void fill_list_key(struct list_key *key, __u32 key_prefixlen, __u64 hi, __u64 lo)
+{
+	key->prefixlen = key_prefixlen;
+	hi = bpf_cpu_to_be64(hi);
+	lo = bpf_cpu_to_be64(lo);
+	__builtin_memcpy(key->addr, &hi, 8);
+	__builtin_memcpy(key->addr + 8, &lo, 8);
+}
+
+/* The hit of exactly this prefix in the hash, or 0. */
+static __always_inline __u32 listed_prefix(void *prefixes, struct list_key *key, __u32 key_prefixlen, __u64 hi,
+					   __u64 lo)
+{
+	fill_list_key(key, key_prefixlen, hi, lo);
+	struct list_value *value = bpf_map_lookup_elem(prefixes, key);
+
+	return value ? value->hit : 0;
+}
+
+__attribute__((noinline)) __u32 lookup_list_v4(__u32 addr_be)
+{
+	void *cells, *prefixes;
+	struct list_key key;
+
+	if (!list_set_maps(&cells, &prefixes))
 		return 0;
 	__u32 addr = bpf_ntohl(addr_be);
 	__u32 index = addr >> 16;
-	__u32 *cell = bpf_map_lookup_elem(cells, &index);
+	__u64 *cell = bpf_map_lookup_elem(cells, &index);
 
 	if (!cell)
 		return 0;
-	__u32 value = *cell;
-
-	if (!(value & FENCE_LIST_BLOCK))
-		return value;
-	index = (value & ~FENCE_LIST_BLOCK) + ((addr >> 8) & 0xff);
+	if (!(*cell & FENCE_LIST_BLOCK))
+		return (__u32)*cell;
+	index = (__u32)*cell + ((addr >> 8) & 0xff);
 	cell = bpf_map_lookup_elem(cells, &index);
 	if (!cell)
 		return 0;
-	value = *cell;
-	if (!(value & FENCE_LIST_BLOCK))
-		return value;
-	index = (value & ~FENCE_LIST_BLOCK) + (addr & 0xff);
-	cell = bpf_map_lookup_elem(cells, &index);
-	return cell ? *cell : 0;
+	__u64 value = *cell;
+	__u32 longer = (__u32)(value >> FENCE_LIST_LONGER_SHIFT);
+
+	/* The lengths listed inside this /24, longest first. */
+	for (__s32 prefixlen = 32; longer && prefixlen > 24; prefixlen--) {
+		__u32 bit = 1u << (prefixlen - 25);
+
+		if (!(longer & bit))
+			continue;
+		longer &= ~bit;
+		__u64 masked = (__u64)(addr & (~0u << (32 - prefixlen))) << 32;
+		__u32 hit = listed_prefix(prefixes, &key, FENCE_LIST_KEY_V4 | prefixlen, masked, 0);
+
+		if (hit)
+			return hit;
+	}
+	return (__u32)value;
 }
 
 /* The first `prefixlen` bits of a 64-bit half in host order. */
@@ -78,49 +120,71 @@ static __always_inline __u64 keep_bits(__u64 half, __s32 prefixlen)
 	return half & ~(~0ull >> prefixlen);
 }
 
-__attribute__((noinline)) __u32 lookup_list_v6(__u64 hi_be, __u64 lo_be)
+/* The hit of the longest prefix of `address` among lengths[0..count), which
+ * are longest first, or 0. */
+static __always_inline __u32 longest_listed_v6(void *prefixes, struct list_key *key, const __u8 *lengths,
+					       __u32 count, __u64 hi, __u64 lo)
 {
-	__u32 zero = 0;
-	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	for (__u32 i = 0; i < FENCE_LIST_GATE_LENGTHS; i++) {
+		if (i >= count)
+			break;
+		__s32 prefixlen = lengths[i];
+		__u32 hit = listed_prefix(prefixes, key, prefixlen, keep_bits(hi, prefixlen),
+					  keep_bits(lo, prefixlen - 64));
 
-	if (!cfg || !cfg->list_set)
-		return 0;
-	__u32 set = cfg->list_set - 1;
-	void *cells = bpf_map_lookup_elem(&list_v4_sets, &set);
-	void *prefixes = bpf_map_lookup_elem(&list_v6_sets, &set);
+		if (hit)
+			return hit;
+	}
+	return 0;
+}
 
-	if (!cells || !prefixes)
-		return 0;
-	__u32 index = FENCE_LIST_V6_LENGTHS;
-	__u32 *count = bpf_map_lookup_elem(cells, &index);
+/* The same over lengths held in the cells from `at` (a count, then the lengths). */
+static __always_inline __u32 longest_listed_v6_by_cells(void *cells, void *prefixes, struct list_key *key,
+							__u32 at, __u64 hi, __u64 lo)
+{
+	__u64 *count = bpf_map_lookup_elem(cells, &at);
 
 	if (!count)
 		return 0;
-	__u32 lengths = *count;
-	__u64 hi = bpf_be64_to_cpu(hi_be), lo = bpf_be64_to_cpu(lo_be);
-
-	/* Longest length first: the first hit is the longest listed prefix. */
-	for (__u32 i = 1; i <= 129; i++) {
-		if (i > lengths)
+	for (__u32 i = 1; i <= 127; i++) {
+		if (i > *count)
 			break;
-		index = FENCE_LIST_V6_LENGTHS + i;
-		__u32 *length = bpf_map_lookup_elem(cells, &index);
+		__u32 index = at + i;
+		__u64 *length = bpf_map_lookup_elem(cells, &index);
 
 		if (!length)
 			return 0;
 		__s32 prefixlen = *length & 0xff;
-		struct list_key_v6 key = { .prefixlen = prefixlen };
-		__u64 key_hi = bpf_cpu_to_be64(keep_bits(hi, prefixlen));
-		__u64 key_lo = bpf_cpu_to_be64(keep_bits(lo, prefixlen - 64));
-
-		__builtin_memcpy(key.addr, &key_hi, 8);
-		__builtin_memcpy(key.addr + 8, &key_lo, 8);
-		__u32 *hit = bpf_map_lookup_elem(prefixes, &key);
+		__u32 hit = listed_prefix(prefixes, key, prefixlen, keep_bits(hi, prefixlen),
+					  keep_bits(lo, prefixlen - 64));
 
 		if (hit)
-			return *hit;
+			return hit;
 	}
 	return 0;
+}
+
+__attribute__((noinline)) __u32 lookup_list_v6(__u64 hi_be, __u64 lo_be)
+{
+	void *cells, *prefixes;
+
+	if (!list_set_maps(&cells, &prefixes))
+		return 0;
+	__u64 hi = bpf_be64_to_cpu(hi_be), lo = bpf_be64_to_cpu(lo_be);
+	struct list_key key;
+
+	fill_list_key(&key, FENCE_LIST_KEY_GATE, hi & ~0xffffffffull, 0);
+	struct list_value *gate = bpf_map_lookup_elem(prefixes, &key);
+
+	if (!gate)
+		return longest_listed_v6_by_cells(cells, prefixes, &key, FENCE_LIST_V6_SHORT, hi, lo);
+	/* A set is never changed once published: the gate stays as read. */
+	__u32 gate_hit = gate->hit;
+	__u32 hit = gate->count == FENCE_LIST_GATE_OVERFLOW ?
+			    longest_listed_v6_by_cells(cells, prefixes, &key, FENCE_LIST_V6_LONG, hi, lo) :
+			    longest_listed_v6(prefixes, &key, gate->lengths, gate->count, hi, lo);
+
+	return hit ? hit : gate_hit;
 }
 
 /* The rule of the longest listed prefix covering the source that is in

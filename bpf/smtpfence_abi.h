@@ -118,29 +118,43 @@
  * prefix of its own: list_rules[list] holds its action, deadline and counter
  * slot (rule_counters has FENCE_MAX_LISTS slots past the rules' for them).
  * Its prefixes live in a "list set", all lists compiled together, so that a
- * lookup costs the same for ten prefixes or millions:
- *  - IPv4: a 16-8-8 table (DPDK's DIR-24-8, one level more so that memory
- *    follows the lists): cell a>>16 of the first FENCE_LIST_V4_ROOT cells,
- *    then, where longer prefixes start, a block of 256 cells by the next
- *    byte, then one by the last byte: at most three array reads.
- *  - IPv6: a hash per prefix length, tried from the longest length present.
- * A cell or hash value is a FENCE_LIST_HIT (the list and the prefix length of
- * the longest listed prefix there), or FENCE_LIST_BLOCK | first cell of the
- * next level, or 0 (no list). Among lists that list the same prefix, an
- * allow list wins over a block list, then the list whose name sorts first.
- * Two sets exist while one is built: fence_config.list_set says which one
- * the data path reads (0: none), and flips only once the new one is whole. */
+ * lookup costs a few memory reads for ten prefixes or millions:
+ *  - IPv4 up to /24: a 16-8 table (DPDK's DIR-24-8 with its first level
+ *    split, so that memory follows the lists): cell a>>16 of the first
+ *    FENCE_LIST_V4_ROOT cells, then, where longer prefixes start, a block of
+ *    256 cells by the next byte. A cell holds the FENCE_LIST_HIT of the
+ *    longest listed prefix there (0: none), or FENCE_LIST_BLOCK | the block's
+ *    first cell; a block's cell also says which lengths /25../32 are listed
+ *    inside its /24 (FENCE_LIST_LONGER).
+ *  - IPv4 /25../32 and IPv6: a hash of prefixes (list_key). An IPv6 address
+ *    first finds the gate of its /32, which lists the lengths longer than /32
+ *    listed inside it (longest first) and the hit of the longest prefix up to
+ *    /32 covering it; prefixes /24../32 exist only in gates, shorter ones
+ *    also in the hash, tried by length when an address has no gate.
+ * Among lists that list the same prefix, an allow list wins over a block
+ * list, then the list whose name sorts first. Two sets exist while one is
+ * built: fence_config.list_set says which one the data path reads (0: none),
+ * and flips only once the new one is whole. */
 #define FENCE_MAX_LISTS 64
 #define FENCE_LIST_NAME_LEN 72 /* a name of up to 64 characters, NUL-padded */
 #define FENCE_LIST_V4_ROOT 65536
-/* The IPv6 prefix lengths present, longest first, after the v4 root cells:
- * the count, then one length a cell. */
-#define FENCE_LIST_V6_LENGTHS FENCE_LIST_V4_ROOT
-#define FENCE_LIST_V4_CELLS_START (FENCE_LIST_V4_ROOT + 256) /* first block of 256 cells */
-#define FENCE_LIST_BLOCK 0x80000000u
+/* IPv6 prefix lengths, after the v4 root cells: at FENCE_LIST_V6_SHORT the
+ * count of lengths below /24 listed, then those lengths, longest first; at
+ * FENCE_LIST_V6_LONG the same for lengths above /32 (for a gate that lists
+ * more than FENCE_LIST_GATE_LENGTHS). */
+#define FENCE_LIST_V6_SHORT FENCE_LIST_V4_ROOT
+#define FENCE_LIST_V6_LONG (FENCE_LIST_V4_ROOT + 128)
+#define FENCE_LIST_V4_BLOCKS_START (FENCE_LIST_V4_ROOT + 256) /* first block of 256 cells */
+#define FENCE_LIST_BLOCK (1ull << 63)
+#define FENCE_LIST_LONGER_SHIFT 32 /* bit (32 + len - 25): /len is listed inside the /24 */
 #define FENCE_LIST_HIT(list, prefixlen) (((__u32)(prefixlen) << 8) | ((__u32)(list) + 1))
 #define FENCE_LIST_HIT_LIST(hit) (((hit) & 0xff) - 1)
 #define FENCE_LIST_HIT_PREFIXLEN(hit) (((hit) >> 8) & 0xff)
+/* list_key.prefixlen of an IPv4 prefix (| its length) and of an IPv6 gate. */
+#define FENCE_LIST_KEY_V4 0x100
+#define FENCE_LIST_KEY_GATE 0x200
+#define FENCE_LIST_GATE_LENGTHS 11
+#define FENCE_LIST_GATE_OVERFLOW 0xff /* gate.count: try every length of FENCE_LIST_V6_LONG */
 
 #define FENCE_REASON_LEN 120
 #define FENCE_USER_LEN 32
@@ -167,7 +181,7 @@
 #define FENCE_MAP_LIST_RULES "list_rules"
 #define FENCE_MAP_LIST_INFO "list_info"
 #define FENCE_MAP_LIST_V4_SETS "list_v4_sets"
-#define FENCE_MAP_LIST_V6_SETS "list_v6_sets"
+#define FENCE_MAP_LIST_PREFIX_SETS "list_prefix_sets"
 #define FENCE_PIN_SOCKOPS_LINK "sockops_link"
 #define FENCE_PIN_PROG "prog"
 #define FENCE_PIN_LINKS_DIR "links"
@@ -257,10 +271,17 @@ struct list_info {
 	__u64 v6_prefixes;
 };
 
-/* Key of a list set's IPv6 hash: the prefix, host bits zero. */
-struct list_key_v6 {
+/* Key of a list set's hash: the prefix, host bits zero (see FENCE_LIST_KEY_*). */
+struct list_key {
 	__u32 prefixlen;
 	__u8 addr[16];
+};
+
+/* Its value: a prefix's hit, or an IPv6 gate (FENCE_LIST_KEY_GATE). */
+struct list_value {
+	__u32 hit; /* FENCE_LIST_HIT; of a gate: the longest prefix up to /32 */
+	__u8 count; /* a gate's lengths, or FENCE_LIST_GATE_OVERFLOW */
+	__u8 lengths[FENCE_LIST_GATE_LENGTHS]; /* longer than /32, longest first */
 };
 
 /* GCRA state: the theoretical arrival time of the key's next connection,
@@ -446,7 +467,8 @@ FENCE_STATIC_ASSERT(sizeof(struct rule_pace) == 56, "rule_pace layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_key_state) == 16, "pace_key_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow_key) == 24, "pace_flow_key layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_flow) == 24, "pace_flow layout");
-FENCE_STATIC_ASSERT(sizeof(struct list_key_v6) == 20, "list_key_v6 layout");
+FENCE_STATIC_ASSERT(sizeof(struct list_key) == 20, "list_key layout");
+FENCE_STATIC_ASSERT(sizeof(struct list_value) == 16, "list_value layout");
 FENCE_STATIC_ASSERT(sizeof(struct list_info) == 88, "list_info layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 32 + 8 * FENCE_PORT_WORDS,
 		    "fence_config layout");

@@ -46,13 +46,15 @@ public:
         for (size_t i = family == Family::V4 ? 1 : 4; i < width; ++i) {
             if (pick(4) != 0) a.addr[i] = static_cast<uint8_t>(rng_());
         }
+        // Now and then another /32 (v6), where the address has no gate.
+        if (family == Family::V6 && pick(8) == 0) a.addr[3] = static_cast<uint8_t>(rng_());
         a.prefixlen = family == Family::V4 ? 32 : 128;
         return a;
     }
     Cidr prefix(Family family) {
         const Cidr a = address(family);
         const uint8_t len = family == Family::V4 ? static_cast<uint8_t>(8 + pick(25))
-                                                 : static_cast<uint8_t>(32 + pick(97));
+                                                 : static_cast<uint8_t>(16 + pick(113));
         return masked(a, len);
     }
     size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }

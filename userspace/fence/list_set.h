@@ -23,14 +23,19 @@ struct ListToCompile {
 };
 
 struct CompiledListSet {
-    // The IPv4 table, the IPv6 lengths in it (FENCE_LIST_V6_LENGTHS), then its blocks.
-    std::vector<uint32_t> cells;
-    struct V6Entry {
-        list_key_v6 key;
-        uint32_t hit;
+    // The IPv4 table, the IPv6 lengths in it (FENCE_LIST_V6_SHORT and _LONG),
+    // then its blocks.
+    std::vector<uint64_t> cells;
+    struct Prefix {
+        list_key key;
+        list_value value;
     };
-    std::vector<V6Entry> v6;
+    // The hash's entries, ordered by key (list_key_before).
+    std::vector<Prefix> prefixes;
 };
+
+// The order of CompiledListSet::prefixes.
+bool list_key_before(const list_key& a, const list_key& b);
 
 CompiledListSet compile_list_set(const std::vector<ListToCompile>& lists);
 
@@ -39,10 +44,10 @@ CompiledListSet compile_list_set(const std::vector<ListToCompile>& lists);
 uint32_t lookup_compiled(const CompiledListSet& set, const Cidr& address);
 
 // The kernel maps of a compiled set, made at its size and filled, ready to be
-// put in a slot of list_v4_sets and list_v6_sets.
+// put in a slot of list_v4_sets and list_prefix_sets.
 struct ListSetMaps {
     UniqueFd v4_cells;
-    UniqueFd v6_prefixes;
+    UniqueFd prefixes;
 };
 ListSetMaps create_list_set_maps(const CompiledListSet& set);
 

@@ -67,7 +67,7 @@ FenceLists FenceLists::open(const std::string& pin_dir, const std::string& store
     lists.list_rules_ = map(FENCE_MAP_LIST_RULES);
     lists.list_info_ = map(FENCE_MAP_LIST_INFO);
     lists.v4_sets_ = map(FENCE_MAP_LIST_V4_SETS);
-    lists.v6_sets_ = map(FENCE_MAP_LIST_V6_SETS);
+    lists.prefix_sets_ = map(FENCE_MAP_LIST_PREFIX_SETS);
     return lists;
 }
 
@@ -148,9 +148,9 @@ void FenceLists::publish(const std::vector<StoredList>& lists, const std::vector
     const uint32_t slot = old_set == 1 ? 1 : 0;
     if (!lists.empty()) {
         const ListSetMaps maps = create_list_set_maps(set);
-        const int v4_fd = maps.v4_cells.get(), v6_fd = maps.v6_prefixes.get();
-        v4_sets_.update(&slot, &v4_fd);
-        v6_sets_.update(&slot, &v6_fd);
+        const int cells_fd = maps.v4_cells.get(), prefixes_fd = maps.prefixes.get();
+        v4_sets_.update(&slot, &cells_fd);
+        prefix_sets_.update(&slot, &prefixes_fd);
     }
     // The rules of the lists, before the set that points to them. A list
     // that stays keeps its id (and so its counters) unless its action changes.
@@ -183,7 +183,7 @@ void FenceLists::publish(const std::vector<StoredList>& lists, const std::vector
     if (old_set != 0) {
         const uint32_t old_slot = old_set - 1;
         v4_sets_.erase(&old_slot);
-        v6_sets_.erase(&old_slot);
+        prefix_sets_.erase(&old_slot);
     }
     for (uint32_t i : freed) {
         const rule_value none{};

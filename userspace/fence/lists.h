@@ -81,7 +81,7 @@ private:
     void write_config(const fence_config& cfg) const;
 
     std::string pin_dir_, store_dir_;
-    MapRef config_, rule_counters_, list_rules_, list_info_, v4_sets_, v6_sets_;
+    MapRef config_, rule_counters_, list_rules_, list_info_, v4_sets_, prefix_sets_;
 };
 
 }  // namespace smtpfence
