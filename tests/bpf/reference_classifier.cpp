@@ -238,7 +238,7 @@ Verdict ReferenceClassifier::classify(const Bytes& frame) {
 
     // The longest live rule decides; expired rules and dry runs step aside,
     // and the longest dry run it looked past counts what it would have done.
-    std::optional<size_t> dry_run;
+    std::optional<size_t> dry_run, live;
     Effect decided = Effect::Pass;
     for (size_t rule : chain(p.family, p.source)) {
         if (rules_[rule].expired) continue;
@@ -246,15 +246,29 @@ Verdict ReferenceClassifier::classify(const Bytes& frame) {
             if (!dry_run) dry_run = rule;
             continue;
         }
+        live = rule;
         decided = effect(rule, p);
         count(rule, decided, false, new_attempt);
         break;
     }
+    // `top`'s verdict and the rule that decided: a dry run that would drop
+    // what the live rule passes is the one that decided.
+    static constexpr SourceVerdict kSourceVerdicts[] = {SourceVerdict::Passed, SourceVerdict::Blocked,
+                                                        SourceVerdict::RateDropped, SourceVerdict::ConnsDropped};
+    SourceVerdict verdict = kSourceVerdicts[static_cast<int>(decided)];
+    int decider = live ? static_cast<int>(*live) : -1;
     if (dry_run) {
         const Effect would = effect(*dry_run, p);
         count(*dry_run, would, true, new_attempt);
-        if (would != Effect::Pass) ++global_.would_drop;
+        if (would != Effect::Pass) {
+            ++global_.would_drop;
+            if (decided == Effect::Pass) {
+                verdict = SourceVerdict::WouldDrop;
+                decider = static_cast<int>(*dry_run);
+            }
+        }
     }
+    if (p.kind == FrameKind::Smtp) account_source(p, verdict, decider, new_attempt);
     if (decided == Effect::Pass) {
         ++global_.passed;
         return Verdict::Pass;
@@ -264,11 +278,46 @@ Verdict ReferenceClassifier::classify(const Bytes& frame) {
     return Verdict::Drop;
 }
 
+void ReferenceClassifier::account_source(const ParsedFrame& p, SourceVerdict verdict, int decider,
+                                         bool new_attempt) {
+    SourceCounts& c = sources_[{p.family, p.source, p.dport}];
+    const bool dropped = verdict != SourceVerdict::Passed && verdict != SourceVerdict::WouldDrop;
+    ++c.syn_packets;
+    if (new_attempt) {
+        ++c.attempts;
+        if (dropped) ++c.dropped_attempts;
+    }
+    switch (verdict) {
+    case SourceVerdict::Passed: ++c.passed; break;
+    case SourceVerdict::Blocked: ++c.blocked; break;
+    case SourceVerdict::WouldDrop: ++c.would_drop; break;
+    case SourceVerdict::RateDropped:
+    case SourceVerdict::ConnsDropped: ++c.limited; break;
+    }
+    c.last_verdict = verdict;
+    c.last_rule = decider;
+}
+
 std::string to_string(const RuleCounts& c) {
     std::ostringstream os;
     os << "{matched " << c.matched << ", dropped " << c.dropped << ", rate_dropped " << c.rate_dropped
        << ", conns_dropped " << c.conns_dropped << ", would_drop " << c.would_drop << ", attempts " << c.attempts
        << ", dropped_attempts " << c.dropped_attempts << ", would_drop_attempts " << c.would_drop_attempts << "}";
+    return os.str();
+}
+
+std::string to_string(const SourceCounts& c) {
+    static const char* const verdicts[] = {"passed", "blocked", "rate_dropped", "conns_dropped", "would_drop"};
+    std::ostringstream os;
+    os << "{syn_packets " << c.syn_packets << ", attempts " << c.attempts << ", dropped_attempts "
+       << c.dropped_attempts << ", passed " << c.passed << ", blocked " << c.blocked << ", limited " << c.limited
+       << ", would_drop " << c.would_drop << ", last " << verdicts[static_cast<int>(c.last_verdict)] << " by ";
+    if (c.last_rule < 0) {
+        os << "no rule";
+    } else {
+        os << "[" << c.last_rule << "]";
+    }
+    os << "}";
     return os.str();
 }
 

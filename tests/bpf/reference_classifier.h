@@ -53,7 +53,23 @@ struct GlobalCounts {
     bool operator==(const GlobalCounts&) const = default;
 };
 
+// What a source did to one SMTP port (`top`): per SYN packet, and what
+// happened to its last one. Verdicts in the order `top` lists them.
+enum class SourceVerdict { Passed, Blocked, RateDropped, ConnsDropped, WouldDrop };
+
+struct SourceCounts {
+    uint64_t syn_packets = 0, attempts = 0, dropped_attempts = 0, passed = 0, blocked = 0, limited = 0,
+             would_drop = 0;
+    SourceVerdict last_verdict = SourceVerdict::Passed;
+    int last_rule = -1;  // the rule that decided the last SYN (an index into the rules), -1: none
+    bool operator==(const SourceCounts&) const = default;
+};
+
+// (family, source, port)
+using SourceKey = std::tuple<int, Address, uint16_t>;
+
 std::string to_string(const RuleCounts& c);
+std::string to_string(const SourceCounts& c);
 std::string to_string(const GlobalCounts& c);
 std::string to_string(const ModelRule& r);
 
@@ -93,6 +109,7 @@ public:
 
     const GlobalCounts& global() const { return global_; }
     const RuleCounts& counts(size_t rule) const { return counts_.at(rule); }
+    const std::map<SourceKey, SourceCounts>& sources() const { return sources_; }
     const std::vector<ModelRule>& rules() const { return rules_; }
 
     static constexpr size_t kMaxRuleLayers = 8;  // README: the walk down one source's prefix chain
@@ -108,7 +125,10 @@ private:
 
     std::vector<ModelRule> rules_;
     std::set<uint16_t> ports_;
+    void account_source(const ParsedFrame& p, SourceVerdict verdict, int decider, bool new_attempt);
+
     std::vector<RuleCounts> counts_;
+    std::map<SourceKey, SourceCounts> sources_;
     GlobalCounts global_;
     std::map<std::pair<size_t, Address>, uint32_t> admitted_;  // per limiter key: SYNs the rate admitted
     std::map<std::pair<size_t, Address>, uint32_t> open_;      // per limiter key: open connections

@@ -4,9 +4,10 @@
 // allow, limit, dry run, expired) and random and mutated frames (truncations,
 // bit flips, VLAN tags, IPv4 options, IPv6 extension headers, fragments,
 // retransmitted SYNs). Every frame's verdict, and after each rule set the
-// global and per-rule counters, must agree. A disagreement prints the seed,
-// the rule set and the frame as hex; a counter disagreement is replayed frame
-// by frame to find the first frame it shows on.
+// global, per-rule and per-source (`top`) counters, must agree. A
+// disagreement prints the seed, the rule set and the frame as hex; a counter
+// disagreement is replayed frame by frame to find the first frame it shows
+// on.
 //
 // CTest runs a fixed seed (a smoke run of about 100,000 frames);
 // tests/bpf/model_long.sh runs random seeds and any number of frames through
@@ -27,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -373,6 +375,22 @@ protected:
                 a.would_drop - b.would_drop};
     }
 
+    // The per-source accounting (`top`) as the model keeps it.
+    std::map<model::SourceKey, model::SourceCounts> source_counts() const {
+        std::map<model::SourceKey, model::SourceCounts> out;
+        for (const source_key& key : sources_.keys_of<source_key>()) {
+            source_stats v{};
+            if (!sources_.lookup(&key, &v)) continue;
+            Address addr{};
+            std::memcpy(addr.data(), key.addr, 16);
+            model::SourceCounts& c = out[{key.family, addr, key.port}];
+            c = {v.syn_packets, v.attempts, v.dropped_attempts, v.passed, v.blocked, v.limited, v.would_drop};
+            c.last_verdict = static_cast<model::SourceVerdict>(v.last_verdict);
+            c.last_rule = static_cast<int>(v.last_rule_id) - 1;  // rule ids are slot + 1
+        }
+        return out;
+    }
+
     static std::string describe(const Scenario& s) {
         std::ostringstream os;
         os << "  rules (" << s.rules.size() << "):\n";
@@ -400,6 +418,18 @@ protected:
             if (!(c == m.counts(slot))) {
                 os << "  rule [" << slot << "]: program " << model::to_string(c) << "\n            model   "
                    << model::to_string(m.counts(slot)) << "\n";
+            }
+        }
+        const auto sources = source_counts();
+        if (sources != m.sources()) {
+            std::map<model::SourceKey, std::pair<std::string, std::string>> differing;
+            for (const auto& [key, c] : sources) differing[key].first = model::to_string(c);
+            for (const auto& [key, c] : m.sources()) differing[key].second = model::to_string(c);
+            for (const auto& [key, both] : differing) {
+                if (both.first == both.second) continue;
+                os << "  source " << address_text(std::get<0>(key), std::get<1>(key)) << " port "
+                   << std::get<2>(key) << ": program " << (both.first.empty() ? "absent" : both.first)
+                   << "\n      model   " << (both.second.empty() ? "absent" : both.second) << "\n";
             }
         }
         return os.str();

@@ -169,6 +169,26 @@ TEST(ReferenceClassifier, ADryRunAloneDropsNothing) {
     EXPECT_EQ(m.global().dropped, 0u);
 }
 
+// `top`: per source and port, SYN packets, attempts and verdicts, the last
+// verdict and the rule that decided it (for a would-drop, the dry run).
+TEST(ReferenceClassifier, SourcesAreAccountedPerPort) {
+    ReferenceClassifier m({rule("203.0.113.0", 24, RuleAction::Allow), dry(rule("203.0.113.0", 28, RuleAction::Block)),
+                           rule("198.51.100.0", 24, RuleAction::Block)});
+    const fr::Bytes syn = fr::syn4("203.0.113.7");
+    EXPECT_EQ(verdicts(m, {syn, syn, fr::syn4("203.0.113.70", 587), fr::later_fragment_from("203.0.113.7"),
+                           fr::syn4("198.51.100.1"), fr::segment_from("198.51.100.1", fr::kAck)}),
+              "PPPPDP");
+    EXPECT_EQ(m.sources().size(), 3u) << "a fragment and an established segment are no attempts";
+    EXPECT_EQ(m.sources().at({4, addr("203.0.113.7"), 25}),
+              (SourceCounts{.syn_packets = 2, .attempts = 1, .would_drop = 2, .last_verdict = SourceVerdict::WouldDrop,
+                            .last_rule = 1}));
+    EXPECT_EQ(m.sources().at({4, addr("203.0.113.70"), 587}),
+              (SourceCounts{.syn_packets = 1, .attempts = 1, .passed = 1, .last_rule = 0}));
+    EXPECT_EQ(m.sources().at({4, addr("198.51.100.1"), 25}),
+              (SourceCounts{.syn_packets = 1, .attempts = 1, .dropped_attempts = 1, .blocked = 1,
+                            .last_verdict = SourceVerdict::Blocked, .last_rule = 2}));
+}
+
 // "The program walks at most 8 rules of one source's prefix chain, the deciding
 // rule included; past that it judges the source as if no rule covered it".
 TEST(ReferenceClassifier, TheWalkEndsAfterEightRules) {
