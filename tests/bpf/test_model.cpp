@@ -471,6 +471,7 @@ protected:
                 }
             }
         }
+        if (!each_frame) add_coverage(m);
         if (disagreements == 0) {
             const std::string diff = counter_differences(m, before, s.rules.size());
             if (diff.empty()) return 0;
@@ -480,6 +481,32 @@ protected:
         return disagreements;
     }
 
+    // What the frames did, by the model's counters: that a run exercised
+    // every kind of verdict, not only that it agreed.
+    struct Coverage {
+        model::GlobalCounts global;
+        uint64_t rate_dropped = 0, conns_dropped = 0;
+    };
+
+    void add_coverage(const ReferenceClassifier& m) {
+        const model::GlobalCounts& g = m.global();
+        coverage_.global = {coverage_.global.seen + g.seen,
+                            coverage_.global.passed + g.passed,
+                            coverage_.global.dropped + g.dropped,
+                            coverage_.global.smtp + g.smtp,
+                            coverage_.global.smtp_syn + g.smtp_syn,
+                            coverage_.global.smtp_attempts + g.smtp_attempts,
+                            coverage_.global.dropped_attempts + g.dropped_attempts,
+                            coverage_.global.fragments + g.fragments,
+                            coverage_.global.malformed + g.malformed,
+                            coverage_.global.would_drop + g.would_drop};
+        for (size_t rule = 0; rule < m.rules().size(); ++rule) {
+            coverage_.rate_dropped += m.counts(rule).rate_dropped;
+            coverage_.conns_dropped += m.counts(rule).conns_dropped;
+        }
+    }
+
+    Coverage coverage_;
     MapRef rules_v4_, rules_v6_, counters_, limit_state_, conn_counts_, syn_flows_, sources_;
 };
 
@@ -500,7 +527,9 @@ TEST_F(Model, TheProgramAgreesWithTheReadme) {
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "model: seed " << seed << ", frames " << ran << ", rule sets " << rule_sets << " (" << rules
-              << " rules), disagreements: " << disagreements << ", " << seconds << " s" << std::endl;
+              << " rules), disagreements: " << disagreements << ", " << seconds << " s\n"
+              << "  the frames: " << model::to_string(coverage_.global) << ", rate_dropped "
+              << coverage_.rate_dropped << ", conns_dropped " << coverage_.conns_dropped << std::endl;
     RecordProperty("frames", std::to_string(ran));
     RecordProperty("disagreements", std::to_string(disagreements));
     EXPECT_EQ(disagreements, 0u) << "seed " << seed;
