@@ -103,6 +103,10 @@ parse_ipv4(void *l3, void *data_end, const struct fence_config *cfg, struct pack
 		return PARSE_MALFORMED;
 	if (ip->version != 4 || ip->ihl < 5)
 		return PARSE_MALFORMED;
+	/* The options too must be in the frame: a first fragment cut inside
+	 * them is a truncated header, not a fragment whose port is hidden. */
+	if (l3 + ip->ihl * 4 > data_end)
+		return PARSE_MALFORMED;
 	if (ip->protocol != IPPROTO_TCP)
 		return PARSE_PASS;
 
@@ -177,6 +181,10 @@ parse_ipv6(void *l3, void *data_end, const struct fence_config *cfg, struct pack
 						    ((__u32)eh->hdrlen + 1) * 8;
 		nexthdr = eh->nexthdr;
 		cursor += len;
+		/* A header cut short by the end of the frame is a truncated
+		 * header, whatever it says comes next. */
+		if (cursor > data_end)
+			return PARSE_MALFORMED;
 	}
 	if (ipv6_is_ext_header(nexthdr))
 		/* Chain longer than we walk: a SYN could hide behind it. */

@@ -440,7 +440,8 @@ struct fence_stats {
 	__u64 dropped_attempts; /* attempts whose first SYN was dropped */
 	__u64 fragments; /* TCP fragments judged by source alone (no port) */
 	__u64 malformed; /* truncated or invalid headers (always passed) */
-	__u64 would_drop; /* attempts a dry-run rule would have dropped */
+	__u64 would_drop; /* SYN packets and port-less fragments a dry-run rule would
+			   * have dropped */
 	__u64 events; /* drop events written to the ring buffer */
 	__u64 events_suppressed; /* drop events held back by the stream's rate limit
 				  * or lost to a full ring buffer */

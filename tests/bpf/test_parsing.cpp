@@ -101,6 +101,20 @@ TEST_F(Verdicts, Ipv4OptionsBeyondTheFrameAreMalformed) {
     expect({"IHL 15, TCP cut after 10 bytes", frame, kPass, kMalformed});
 }
 
+TEST_F(Verdicts, Ipv4OptionsCutByTheFrameAreMalformed) {
+    // IHL 15 claims 60 header bytes; each frame ends inside the options. A
+    // fragment cut there was once judged by source alone (and dropped for
+    // this blocked source) instead of passed as a truncated header.
+    const Bytes first_fragment = v4({.src = "203.0.113.5", .ihl = 15, .frag = kMoreFragments}, tcp({}));
+    const Bytes later_fragment = v4({.src = "203.0.113.5", .ihl = 15, .frag = 185}, Bytes(24, 'x'));
+    const Bytes udp_datagram = v4({.src = "203.0.113.5", .proto = IPPROTO_UDP, .ihl = 15}, udp(25));
+    expect_all({
+        {"first fragment, 40 of 60 header bytes", truncated(first_fragment, ETH_HLEN + 40), kPass, kMalformed},
+        {"later fragment, 40 of 60 header bytes", truncated(later_fragment, ETH_HLEN + 40), kPass, kMalformed},
+        {"UDP, 40 of 60 header bytes", truncated(udp_datagram, ETH_HLEN + 40), kPass, kMalformed},
+    });
+}
+
 // ---------------------------------------------------------------------------
 // VLAN tags
 
@@ -188,6 +202,26 @@ TEST_F(Verdicts, Ipv6ChainLongerThanWalkedIsJudgedBySourceAlone) {
         {"allowed", v6({.src = "2001:db8:bad::20", .ext = seven}, tcp({})), kPass, kFragmentPassed,
          allowed_by(kAllow6)},
         {"unlisted", v6({.src = "2001:db8:1::1", .ext = seven}, tcp({})), kPass, kFragmentPassed},
+    });
+}
+
+TEST_F(Verdicts, Ipv6ExtensionHeadersCutByTheFrameAreMalformed) {
+    // Each frame ends inside a destination-options header (16 bytes, cut
+    // after 8). Only a header's first two bytes were once checked: a cut
+    // header was skipped whole, so these were judged by source alone
+    // (dropped) or passed as UDP instead of passed as truncated headers.
+    const Bytes after_fragment =
+        v6({.src = "2001:db8:bad::5", .ext = {{kFragment, 0, true}, {kDestOpts}}}, tcp({}));
+    const Bytes before_udp = v6({.src = "2001:db8:bad::5", .proto = IPPROTO_UDP, .ext = {{kDestOpts}}}, udp(25));
+    // Seven headers; the sixth, the last one walked, starts 88 bytes into the chain.
+    const Bytes seven = v6({.src = "2001:db8:bad::5",
+                            .ext = {{kHopByHop}, {kDestOpts}, {kRouting}, {kAh}, {kDestOpts}, {kDestOpts}, {kDestOpts}}},
+                           tcp({}));
+    expect_all({
+        {"first fragment, then destination options cut", truncated(after_fragment, ETH_HLEN + 40 + 8 + 8), kPass,
+         kMalformed},
+        {"destination options cut, then UDP", truncated(before_udp, ETH_HLEN + 40 + 8), kPass, kMalformed},
+        {"seven headers, the sixth cut", truncated(seven, ETH_HLEN + 40 + 88 + 8), kPass, kMalformed},
     });
 }
 

@@ -228,6 +228,32 @@ TEST_F(DryRun, InsideAnAllowOnlyCounts) {
     EXPECT_EQ(counts(dry).would_drop, 2u);
 }
 
+TEST_F(DryRun, OnlyTheLongestDryRunCounts) {
+    // A dry-run block inside a dry-run limit inside a live allow: the block
+    // judges, the limit behind it counts nothing and charges no key, so once
+    // enforced it starts the source with a full burst (README, "Dry run").
+    const uint32_t allow = put("198.51.0.0/16", {.action = Action::Allow});
+    const uint32_t limit = put("198.51.100.0/24", {.action = Action::Limit, .flags = FENCE_RULE_DRY_RUN,
+                                                   .interval_ns = kHour, .burst = 2});
+    const uint32_t block = put("198.51.100.0/28", {.flags = FENCE_RULE_DRY_RUN});
+    EXPECT_EQ(syns("198.51.100.7", 3), "PPP");
+    EXPECT_EQ(counts(allow).matched, 3u);
+    EXPECT_EQ(counts(block).would_drop, 3u);
+    EXPECT_EQ(counts(limit).matched, 0u);
+    EXPECT_EQ(fence().counters().would_drop, 3u);
+
+    // `enforce` the limit (one write, the same rule id) and remove the dry-run block.
+    rule_key_v4 key{24, {198, 51, 100, 0}};
+    rule_value value{};
+    ASSERT_TRUE(rules_v4_.lookup(&key, &value));
+    value.flags = 0;
+    rules_v4_.update(&key, &value);
+    rule_key_v4 block_key{28, {198, 51, 100, 0}};
+    ASSERT_TRUE(rules_v4_.erase(&block_key));
+    EXPECT_EQ(syns("198.51.100.7", 3), "PPD");
+    EXPECT_EQ(counts(limit).rate_dropped, 1u);
+}
+
 TEST_F(DryRun, ADryRunLimitCountsTheAttemptsOverItsRate) {
     uint32_t dry = put("198.51.100.0/24",
                        {.action = Action::Limit, .flags = FENCE_RULE_DRY_RUN, .interval_ns = kHour, .burst = 2});
