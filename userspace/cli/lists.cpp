@@ -123,7 +123,7 @@ int run_import(const ImportOptions& options, const CliContext& ctx) {
             << " IPv6); added " << summary.added << ", removed " << summary.removed << ", unchanged "
             << summary.unchanged << ", skipped " << prefixes.skipped.size();
     if (prefixes.duplicates) ctx.out << ", duplicates " << prefixes.duplicates;
-    if (expires) ctx.out << "; expires in " << format_time_left(expires, now);
+    if (expires) ctx.out << "; expires " << format_time_left(expires, now);
     ctx.out << '\n';
     for (size_t i = 0; i < prefixes.skipped.size() && i < kSkippedShown; ++i) {
         const SkippedLine& s = prefixes.skipped[i];
