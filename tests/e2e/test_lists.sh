@@ -63,6 +63,10 @@ dropped=$(jq -r '.[0].dropped' <<<"$json")
 check_match "lists: the list's counters moved (dropped $dropped >= 4)" '^([4-9]|[1-9][0-9]+)$' "$dropped"
 check_match "lists prints a table" "^drop +block +3 " "$(fence lists | sed -n 2p)"
 check_match "status counts the lists" "lists: +1 \(3 prefixes\)" "$(fence status)"
+metrics=$(fence metrics)
+check_match "metrics count per list" 'smtpfence_list_dropped_total\{list="drop",action="block"\} [1-9]' "$metrics"
+check_eq "metrics: one series per list, never per prefix" 1 "$(grep -c '^smtpfence_list_prefixes{' <<<"$metrics")"
+check_match "list --list pages through a list" "^203.0.113.128/25$" "$(fence list --list drop --offset 1 --count 1)"
 check_match "the import is audited" "import .*list drop block from $list" "$(cat "$(audit_log)")"
 
 e2e_log "a re-import replaces the list whole"

@@ -2,12 +2,14 @@
 
 #include "text/durations.h"
 
+#include <cstring>
 #include <sstream>
 #include <string_view>
 #include <utility>
 
 #include "fence/counters.h"
 #include "fence/observe.h"
+#include "fence/state_file.h"
 
 namespace smtpfence {
 
@@ -81,6 +83,10 @@ MetricsView gather_metrics(const Fence& fence, const std::string& state_dir) {
     view.rules = fence.rules();
     view.counters = fence.counters();
     view.rule_capacity = fence.capacity();
+    for (ListStatus& list :
+         FenceLists::open(fence.pin_dir(), list_store_dir(state_dir, fence.pin_dir())).lists()) {
+        if (list.in_force) view.lists.push_back(std::move(list));
+    }
     for (const auto& a : fence.attachments()) {
         if (a.mode != "detached") view.attached_interfaces++;
     }
@@ -127,6 +133,20 @@ std::string metrics_text(const MetricsView& v) {
     for (const auto& counter : kRuleCounters) {
         e.family(counter.metric, "counter", counter.help);
         for (const auto& r : v.rules) e.sample(counter.metric, rule_labels(r), r.counters.*counter.member);
+    }
+    e.single("smtpfence_lists", "gauge", "Imported lists in force.", v.lists.size());
+    const auto list_labels = [](const ListStatus& l) {
+        return Labels{{"list", l.stored.name}, {"action", action_name(l.stored.action)}};
+    };
+    e.family("smtpfence_list_prefixes", "gauge", "Prefixes of an imported list (IPv4 and IPv6 together).");
+    for (const auto& l : v.lists) e.sample("smtpfence_list_prefixes", list_labels(l), l.v4_prefixes + l.v6_prefixes);
+    for (const auto& counter : kRuleCounters) {
+        // The rule's counter, for a list: smtpfence_rule_X -> smtpfence_list_X.
+        const std::string metric = "smtpfence_list_" + std::string(counter.metric).substr(std::strlen("smtpfence_rule_"));
+        std::string help = counter.help;
+        if (help.ends_with('.')) help.pop_back();
+        e.family(metric, "counter", help + ", for an imported list: all its prefixes together.");
+        for (const auto& l : v.lists) e.sample(metric, list_labels(l), l.counters.*counter.member);
     }
     e.family("smtpfence_rule_tracked_keys", "gauge", "Keys (sources or prefixes) a limit rule holds state for.");
     for (const auto& r : v.rules) {

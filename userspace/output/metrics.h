@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fence/agent_state.h"
+#include "fence/lists.h"
 #include "fence/rule_store.h"
 #include "text/rule.h"
 
@@ -22,6 +23,7 @@ struct MetricsView {
     fence_stats counters{};
     std::vector<Rule> rules;
     uint32_t rule_capacity = 0;  // per address family
+    std::vector<ListStatus> lists;  // in force; one series each, never one per prefix
     size_t attached_interfaces = 0;
     size_t sources_tracked = 0;
     uint32_t sources_capacity = 0;
