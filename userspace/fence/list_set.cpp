@@ -56,6 +56,11 @@ void compile_v4(std::vector<Entry> entries, CompiledListSet& set, std::vector<st
         return static_cast<size_t>(static_cast<uint32_t>(cells[cell]));
     };
     sort_for_painting(entries);
+    // Capacity for every block the longer prefixes may make (at most one per
+    // /16): growing a table of hundreds of MiB by copies would cost more
+    // than the painting. Reserved pages are only touched when used.
+    const size_t longer = static_cast<size_t>(std::count_if(entries.begin(), entries.end(), [](const Entry& e) { return e.cidr->prefixlen > 16; }));
+    cells.reserve(cells.size() + 256 * std::min<size_t>(FENCE_LIST_V4_ROOT, longer));
     for (const Entry& e : entries) {
         const uint32_t addr = host_v4(e.cidr->addr);
         const uint8_t len = e.cidr->prefixlen;
@@ -91,6 +96,7 @@ void compile_v6(std::vector<Entry> entries, CompiledListSet& set, std::vector<st
         uint8_t prefixlen;  // 0: a gate made by a prefix /24../32
     };
     std::vector<GateLength> gate_lengths;
+    gate_lengths.reserve(entries.size());
     std::vector<uint8_t> short_lengths, long_lengths;
     std::vector<Entry> up_to_32;
     for (const Entry& e : entries) {
@@ -188,6 +194,7 @@ CompiledListSet compile_list_set(const std::vector<ListToCompile>& lists) {
         for (const Cidr& c : *list.v6) v6.push_back({&c, list.rank, FENCE_LIST_HIT(list.index, c.prefixlen)});
     }
     std::vector<std::pair<CompiledListSet::Prefix, uint32_t>> hashed;  // with the rank of its list
+    hashed.reserve(v4.size() + 2 * v6.size());  // a v6 prefix may bring its gate
     compile_v4(std::move(v4), set, hashed);
     compile_v6(std::move(v6), set, hashed);
     // One entry a key: the winning rank's.
