@@ -38,13 +38,13 @@ struct judges {
 /*
  * The longest prefix decides, except that an expired rule (its deadline is
  * kept here, in the kernel, so it ends even when no smtpfence process runs)
- * and a dry-run rule step aside for the next broader rule. `now` is the
- * CLOCK_BOOTTIME the caller already read, or 0: then it is read when a rule
- * with a deadline is met.
+ * and a dry-run rule step aside for the next broader rule. The deadlines'
+ * clock (CLOCK_BOOTTIME) is read only when a rule with a deadline is met.
  */
-static __always_inline struct judges find_judges(const struct packet *pkt, __u64 now)
+static __always_inline struct judges find_judges(const struct packet *pkt)
 {
 	struct judges j = {};
+	__u64 now = 0;
 	__u32 prefixlen = pkt->family == 4 ? 32 : 128;
 
 #pragma unroll

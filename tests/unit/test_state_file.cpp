@@ -102,7 +102,7 @@ TEST(RuleSetFile, RoundTripsEveryField) {
 
 TEST(RuleSetFile, HasNoTimestampOfItsOwn) {
     std::string a = format_rule_set({25}, {sample_block()});
-    EXPECT_EQ(a.rfind("# smtpfence rule set (map layout 3): 1 rule.\n", 0), 0u) << a;
+    EXPECT_EQ(a.rfind("# smtpfence rule set (map layout 4): 1 rule.\n", 0), 0u) << a;
     EXPECT_EQ(format_rule_set({25}, {sample_block()}), a);
 }
 
