@@ -22,6 +22,7 @@
 #include "parsing.h"
 #include "rules.h"
 #include "smtpfence_abi.h"
+#include "sources.h"
 #include "verdict.h"
 
 SEC("xdp")
