@@ -197,12 +197,12 @@ static __always_inline int event_due(__u64 hash, const struct rule_value *rule, 
 		return 0;
 	__u64 last = mark->time_ns;
 
-	if (mark->tag == hash && mark->rule_id == rule->rule_id && last &&
+	if (mark->tag == (__u32)hash && mark->rule_id == rule->rule_id && last &&
 	    now - last < FENCE_EVENT_REPEAT_NS)
 		return 0;
 	if (__sync_val_compare_and_swap(&mark->time_ns, last, now) != last)
 		return 0;
-	mark->tag = hash;
+	mark->tag = (__u32)hash;
 	mark->rule_id = rule->rule_id;
 	return 1;
 }
