@@ -25,6 +25,16 @@
 //     created it, first size only (every size's other rows run on a map that
 //     has been filled and emptied, so that the sizes compare).
 //
+// Then a spoofed flood, at every size and for both families: SYNs to 25 from a
+// random source never seen before, inside a blocked prefix and inside an
+// unlisted one. BPF_PROG_TEST_RUN repeats one frame, so baseline.bpf.c's
+// spoof_xdp rewrites the source of every run and tail-calls the program
+// measured (the fence, or the baseline: the rewrite is in both columns).
+//
+// `bench_xdp --spoofed` measures only the flood rows and the repeated blocked
+// SYN, at 0 and 100000 rules (scripts/bench.sh --reference runs it against
+// another revision's program).
+//
 // Needs root (BPF, bpffs). Works in a private pin directory under /sys/fs/bpf
 // that it removes when done. Attaches nothing.
 #include <bpf/bpf.h>
@@ -46,6 +56,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/errors.h"
@@ -65,6 +76,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kSizes[] = {0, 1000, 100000};
+constexpr uint32_t kSpoofedSizes[] = {0, 100000};
 constexpr uint32_t kLargestSize = 100000;
 // Rules per family: the random ones plus the blocking rule, with room to spare.
 constexpr uint32_t kMaxRules = kLargestSize + 1024;
@@ -72,8 +84,9 @@ constexpr uint64_t kSeed = 0x736d7466;  // fixed: every run benchmarks the same 
 constexpr int kRuns = 5;
 constexpr double kTargetSeconds = 0.3;  // per measurement
 constexpr uint32_t kCalibrationRepeat = 200000;
-// Rules per family besides the random ones: the block rule and two limit rules.
-constexpr uint32_t kFixedRulesPerFamily = 3;
+// Rules per family besides the random ones: the block rule, two limit rules
+// and the block of the spoofed flood.
+constexpr uint32_t kFixedRulesPerFamily = 4;
 // "bucket hit": at most this many packets per BPF_PROG_TEST_RUN call, and the
 // key's clock is reset (unmeasured) before each call. 1000000/s with a burst of
 // 1000000 admits a million SYNs in a row from a fresh clock; test runs go about
@@ -172,6 +185,9 @@ struct FamilySetup {
     // limit --rate 1/h --burst 1 --per source: one SYN, then drops for an hour.
     Cidr slow_limit_rule;
     Cidr slow_source;  // inside slow_limit_rule
+    // The spoofed flood's sources: random inside one of these.
+    Cidr spoof_block_rule;  // a block rule of its own
+    Cidr spoof_unlisted;    // covered by no rule
 };
 
 bool overlaps(const Cidr& a, const Cidr& b) {
@@ -198,6 +214,7 @@ std::vector<Cidr> random_prefixes(const FamilySetup& f, uint32_t count, std::mt1
         for (size_t bit = c.prefixlen; bit < bytes * 8; ++bit) c.addr[bit / 8] &= ~(0x80u >> (bit % 8));
         if (c == f.blocking_rule || c.contains(f.blocked_source) || c.contains(f.unlisted_source)) continue;
         if (overlaps(c, f.fast_limit_rule) || overlaps(c, f.slow_limit_rule)) continue;
+        if (overlaps(c, f.spoof_block_rule) || overlaps(c, f.spoof_unlisted)) continue;
         if (!seen.insert(c).second) continue;
         out.push_back(c);
     }
@@ -385,6 +402,84 @@ void pin_to_last_cpu() {
     sched_setaffinity(0, sizeof set, &set);
 }
 
+// ---- spoofed flood ------------------------------------------------------------
+
+const char* family_prefix(Family family) {
+    return family == Family::V4 ? "v4 " : "v6 ";
+}
+
+// baseline.bpf.c's spoof_xdp, and the program it hands each rewritten frame to.
+class Spoofer {
+public:
+    explicit Spoofer(baseline_bpf* skel)
+        : skel_(skel), fd_(bpf_program__fd(skel->progs.spoof_xdp)), target_(bpf_map__fd(skel->maps.spoof_target)) {}
+
+    int fd() const { return fd_; }
+
+    // Sources from now on: random inside `prefix`.
+    void sources_in(const Cidr& prefix) const {
+        std::array<uint8_t, 16> mask{};
+        for (unsigned bit = 0; bit < prefix.prefixlen; ++bit) mask[bit / 8] |= 0x80u >> (bit % 8);
+        if (prefix.family == Family::V4) {
+            std::memcpy(const_cast<uint32_t*>(&skel_->bss->spoof_v4_prefix), prefix.addr.data(), 4);
+            std::memcpy(const_cast<uint32_t*>(&skel_->bss->spoof_v4_mask), mask.data(), 4);
+        } else {
+            for (int i = 0; i < 16; ++i) {
+                skel_->bss->spoof_v6_prefix[i] = prefix.addr[i];
+                skel_->bss->spoof_v6_mask[i] = mask[i];
+            }
+        }
+    }
+
+    // Hands the frames to `prog_fd` from now on.
+    void target(int prog_fd) const {
+        uint32_t zero = 0;
+        if (bpf_map_update_elem(target_, &zero, &prog_fd, 0) != 0) {
+            throw RuntimeError(describe_errno("set the spoofer's tail call", errno));
+        }
+    }
+
+private:
+    baseline_bpf* skel_;
+    int fd_, target_;
+};
+
+// SYNs to 25 from random sources never seen before: in the flood's block
+// rule, and in its unlisted prefix. Both columns run spoof_xdp, which rewrites
+// the source and tail-calls the fence or the baseline.
+void measure_spoofed_rows(uint32_t size, const FamilySetup (&families)[2], const Spoofer& spoofer, int fence_fd,
+                          int baseline_fd, std::vector<Row>& rows) {
+    for (const auto& f : families) {
+        auto make = f.family == Family::V4 ? tcp_v4 : tcp_v6;
+        for (auto [prefix, what, expected] : {std::tuple{f.spoof_block_rule, "blocked", XDP_DROP},
+                                              std::tuple{f.spoof_unlisted, "unlisted", XDP_PASS}}) {
+            const std::string name = std::string(family_prefix(f.family)) + "SYN :25 " + what +
+                                     ", random never-seen src (spoofed flood)";
+            spoofer.sources_in(prefix);
+            Method method{UINT32_MAX, [&] { spoofer.target(fence_fd); }};
+            const auto pkt = make(prefix, 25, frames::kSyn);
+            const uint32_t fence_repeat = calibrate(spoofer.fd(), pkt, method.before_fence_call);
+            spoofer.target(baseline_fd);
+            const uint32_t baseline_repeat = calibrate(spoofer.fd(), pkt);
+            std::vector<uint32_t> fence, baseline;
+            for (int run = 0; run < kRuns; ++run) {
+                check_interrupted();
+                spoofer.target(baseline_fd);
+                RunResult b = test_run(spoofer.fd(), pkt, baseline_repeat);
+                expect_verdict("baseline", b.retval, XDP_PASS, name, size);
+                baseline.push_back(b.ns_per_packet);
+                spoofer.target(fence_fd);
+                RunResult r = test_run(spoofer.fd(), pkt, fence_repeat);
+                expect_verdict("fence", r.retval, expected, name, size);
+                fence.push_back(r.ns_per_packet);
+            }
+            rows.push_back(make_row(size, name, fence, baseline, expected, 0));
+            std::fprintf(stderr, "bench:   %-26s fence %3u ns  baseline %3u ns\n", name.c_str(), rows.back().fence_ns,
+                         rows.back().baseline_ns);
+        }
+    }
+}
+
 // ---- limit ------------------------------------------------------------------
 
 // The pinned maps the limit rows read and prepare directly (Fence keeps its own
@@ -543,10 +638,6 @@ private:
     const FamilySetup& f_;
     uint32_t used_ = 0;
 };
-
-const char* family_prefix(Family family) {
-    return family == Family::V4 ? "v4 " : "v6 ";
-}
 
 // Fills limit_state by running SYNs from kFillSources new IPv4 sources through
 // the program, one call each, and checks that it is full.
@@ -747,7 +838,7 @@ void measure_egress_rows(uint32_t size, const FamilySetup (&families)[2], Fence&
     fence.sync_pacing();
 }
 
-int run() {
+int run(bool spoofed_only) {
     const auto total_start = Clock::now();
     PinDirGuard pin_dir("/sys/fs/bpf/smtpfence-bench-" + std::to_string(getpid()));
     prepare_pin_dir(pin_dir.dir());
@@ -771,11 +862,13 @@ int run() {
     const FamilySetup families[] = {
         {Family::V4, parse_cidr("203.0.113.0/24").cidr, parse_cidr("203.0.113.7").cidr, parse_cidr("198.51.100.9").cidr,
          parse_cidr("10.0.0.0/8").cidr, parse_cidr("10.0.0.7").cidr, parse_cidr("198.51.100.128/25").cidr,
-         parse_cidr("198.51.100.200").cidr},
+         parse_cidr("198.51.100.200").cidr, parse_cidr("100.64.0.0/10").cidr, parse_cidr("172.16.0.0/12").cidr},
         {Family::V6, parse_cidr("2001:db8:bad::/48").cidr, parse_cidr("2001:db8:bad::7").cidr,
          parse_cidr("2001:db8:1::9").cidr, parse_cidr("2001:db8:f000::/36").cidr, parse_cidr("2001:db8:f000::7").cidr,
-         parse_cidr("2001:db8:dead::/48").cidr, parse_cidr("2001:db8:dead::7").cidr},
+         parse_cidr("2001:db8:dead::/48").cidr, parse_cidr("2001:db8:dead::7").cidr,
+         parse_cidr("2001:db8:c000::/36").cidr, parse_cidr("2001:db8:a000::/36").cidr},
     };
+    const Spoofer spoofer(baseline.get());
     FreshSources fresh[2] = {FreshSources(families[0]), FreshSources(families[1])};
 
     std::vector<Packet> packets;
@@ -783,6 +876,7 @@ int run() {
         auto make = f.family == Family::V4 ? tcp_v4 : tcp_v6;
         std::string v = family_prefix(f.family);
         packets.push_back({v + "SYN :25 blocked src", make(f.blocked_source, 25, frames::kSyn), true});
+        if (spoofed_only) continue;
         packets.push_back({v + "SYN :25 unlisted src", make(f.unlisted_source, 25, frames::kSyn), false});
         packets.push_back({v + "ACK :25 (established)", make(f.blocked_source, 25, frames::kAck), false});
         packets.push_back({v + "SYN :22 (not SMTP)", make(f.blocked_source, 22, frames::kSyn), false});
@@ -804,13 +898,15 @@ int run() {
                        LimitSpec{fast_interval, 1000000, 0, key_prefixlen_for(per_source, f.fast_limit_rule)});
         fence.add_rule(f.slow_limit_rule, Action::Limit, "bench: limit 1/h burst 1", "bench",
                        LimitSpec{slow_interval, 1, 0, key_prefixlen_for(per_source, f.slow_limit_rule)});
+        fence.add_rule(f.spoof_block_rule, Action::Block, "bench: spoofed flood", "bench");
     }
 
     pin_to_last_cpu();
 
     std::vector<Row> rows;
     uint32_t loaded = 0;
-    for (uint32_t size : kSizes) {
+    for (uint32_t size : spoofed_only ? std::vector<uint32_t>(std::begin(kSpoofedSizes), std::end(kSpoofedSizes))
+                                      : std::vector<uint32_t>(std::begin(kSizes), std::end(kSizes))) {
         if (size > loaded) {
             auto add_start = Clock::now();
             for (int i = 0; i < 2; ++i) {
@@ -839,6 +935,8 @@ int run() {
             std::fprintf(stderr, "bench:   %-26s fence %3u ns  baseline %3u ns\n", r.packet.c_str(), r.fence_ns,
                          r.baseline_ns);
         }
+        measure_spoofed_rows(size, families, spoofer, fence_fd, baseline_fd, rows);
+        if (spoofed_only) continue;
         measure_limit_rows(size, size == kSizes[0], families, fresh, limit_maps, fence_fd, baseline_fd, rows);
         measure_egress_rows(size, families, fence, fence_prog.pace_fd(), baseline_tc_fd, rows);
     }
@@ -874,6 +972,10 @@ int run() {
         "the program returns after reading its config; \"a paced rule elsewhere\": limit --messages 5/s on "
         "198.51.100.32/27 and 2001:db8:5ace::/48, so SMTP replies are parsed and looked up)\n\n");
     std::printf(
+        "(spoofed flood rows: every packet's source is random inside 100.64.0.0/10 or 2001:db8:c000::/36 "
+        "(blocked) or 172.16.0.0/12 or 2001:db8:a000::/36 (unlisted), rewritten by spoof_xdp before it "
+        "tail-calls the fence or the baseline, so both columns pay the rewrite and the tail call)\n\n");
+    std::printf(
         "| rules/family | packet | fence ns | baseline ns | ratio | Δ ns | fence verdict | fence min-max | "
         "baseline min-max |\n");
     std::printf("|---:|---|---:|---:|---:|---:|---|---:|---:|\n");
@@ -889,12 +991,17 @@ int run() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    const bool spoofed_only = argc == 2 && std::string(argv[1]) == "--spoofed";
+    if (argc > 1 && !spoofed_only) {
+        std::fprintf(stderr, "usage: bench_xdp [--spoofed]\n");
+        return 2;
+    }
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
     try {
-        return run();
+        return run(spoofed_only);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench: %s\n", e.what());
         return 1;

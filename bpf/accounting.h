@@ -7,11 +7,10 @@
 #ifndef SMTPFENCE_ACCOUNTING_H
 #define SMTPFENCE_ACCOUNTING_H
 
-#include <linux/errno.h>
-
 #include "limiter.h"
 #include "maps.h"
 #include "parsing.h"
+#include "sources.h"
 
 /* Whether a verdict drops the packet (a dry run's WOULD_DROP does not). */
 static __always_inline int verdict_drops(enum fence_verdict verdict)
@@ -19,43 +18,33 @@ static __always_inline int verdict_drops(enum fence_verdict verdict)
 	return verdict != FENCE_VERDICT_PASSED && verdict != FENCE_VERDICT_WOULD_DROP;
 }
 
-/*
- * Whether this SYN starts a connection attempt (1) or retransmits the SYN of
- * one seen within FENCE_SYN_FLOW_WINDOW_NS (0): same source, ports and
- * sequence number. One lookup per SYN, plus an insert for a new attempt.
- * Counting only: the caller judges every SYN all the same. A flow the LRU
- * forgot, or a map that refuses the insert, makes a new attempt (too many,
- * never too few).
- */
-static __always_inline int is_new_attempt(const struct packet *pkt, __u64 now)
+/* What the accounting knows of an SMTP SYN before it is judged. */
+struct syn_context {
+	struct source_key key;
+	__u64 hash; /* source_hash(&key) */
+	struct source_stats *src; /* the source's entry; NULL: it has none (yet) */
+	__u64 now; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, a tick's precision */
+	int new_attempt;
+};
+
+/* One lookup of the source's entry and one of each flow table: no insert. */
+static __always_inline void begin_syn(const struct packet *pkt, struct syn_context *syn)
 {
-	struct syn_flow_key key = {
-		.family = pkt->family,
-		.sport = bpf_ntohs(pkt->tcp->source),
-		.dport = pkt->dport,
-		.seq = bpf_ntohl(pkt->tcp->seq),
-	};
-
-	__builtin_memcpy(key.addr, pkt->saddr, 16);
-	__u64 *first_seen = bpf_map_lookup_elem(&syn_flows, &key);
-
-	if (first_seen) {
-		if (now - *first_seen < FENCE_SYN_FLOW_WINDOW_NS)
-			return 0;
-		/* The same flow, long after its SYN retransmissions would have
-		 * ended: a new attempt that happens to look the same. */
-		*first_seen = now;
-		return 1;
-	}
-	/* Another CPU inserting the same flow first makes this a retransmission. */
-	return bpf_map_update_elem(&syn_flows, &key, &now, BPF_NOEXIST) != -EEXIST;
+	syn->key.family = pkt->family;
+	syn->key.port = pkt->dport;
+	__builtin_memcpy(syn->key.addr, pkt->saddr, 16);
+	syn->hash = source_hash(&syn->key);
+	syn->src = bpf_map_lookup_elem(&sources, &syn->key);
+	syn->now = bpf_ktime_get_coarse_ns();
+	syn->new_attempt =
+		is_new_attempt(flow_hash(syn->hash, pkt->tcp), syn->src != NULL, syn->now);
 }
 
 /* Counts a parsed packet in the global stats; returns whether the rules
- * judge it: an SMTP SYN (for which it sets *now and whether *new_attempt)
- * or a port-less fragment. Everything else passes. */
+ * judge it: an SMTP SYN (for which it fills *syn) or a port-less fragment.
+ * Everything else passes. */
 static __always_inline int count_parsed(enum parse_result res, const struct packet *pkt,
-					struct fence_stats *st, int *new_attempt, __u64 *now)
+					struct fence_stats *st, struct syn_context *syn)
 {
 	switch (res) {
 	case PARSE_MALFORMED:
@@ -71,9 +60,8 @@ static __always_inline int count_parsed(enum parse_result res, const struct pack
 		/* Attempt or retransmission: counting only. Every SYN is judged
 		 * as before (a limit charges an admitted retransmission like any
 		 * SYN; a rule changed since the first SYN judges it). */
-		*now = bpf_ktime_get_boot_ns();
-		*new_attempt = is_new_attempt(pkt, *now);
-		if (*new_attempt)
+		begin_syn(pkt, syn);
+		if (syn->new_attempt)
 			st->smtp_attempts++;
 		return 1;
 	case PARSE_PORTLESS:
@@ -169,23 +157,10 @@ static __always_inline void emit_event(const struct packet *pkt, const struct ru
 	st->events++;
 }
 
-/*
- * Per-source accounting of an SMTP connection attempt, for `top`, and the
- * drop event of a source's first drop by a rule. `rule` is the rule that
- * decided (for WOULD_DROP, the dry-run rule), or NULL.
- */
-static __always_inline void account_source(const struct packet *pkt, const struct rule_value *rule,
-					   enum fence_verdict verdict, int new_attempt, __u64 now,
-					   struct fence_stats *st)
+/* Counts a SYN of `verdict` (decided by `rule`, or none) in its source's entry. */
+static __always_inline void count_source(struct source_stats *src, const struct rule_value *rule,
+					 enum fence_verdict verdict, int new_attempt, __u64 now)
 {
-	struct source_key key = { .family = pkt->family, .port = pkt->dport };
-
-	__builtin_memcpy(key.addr, pkt->saddr, 16);
-	struct source_stats fresh = { .first_seen_ns = now };
-	struct source_stats *src = lookup_or_create(&sources, &key, &fresh);
-
-	if (!src)
-		return;
 	__sync_fetch_and_add(&src->syn_packets, 1);
 	if (new_attempt) {
 		__sync_fetch_and_add(&src->attempts, 1);
@@ -210,19 +185,88 @@ static __always_inline void account_source(const struct packet *pkt, const struc
 	src->last_rule_id = rule ? rule->rule_id : 0;
 	src->last_action = rule ? rule->action : 0;
 	src->last_prefixlen = rule ? rule->prefixlen : 0;
-	if (verdict == FENCE_VERDICT_PASSED || !rule)
-		return;
+}
 
-	/* One event per (source, rule), repeated only after a quiet spell; the
-	 * CAS makes exactly one CPU the reporter when SYNs arrive together. */
-	__u64 last = src->last_event_ns;
+/* The entry of a source the sketch has seen before, seeded with the sketch's
+ * counts of its earlier SYNs on every CPU. Their verdicts are not kept: the
+ * ones that did not pass are taken to have had this SYN's verdict, or when
+ * this one passes, a limit's (only a limit both drops and passes a source
+ * without a rule change). When another CPU made it first, that one is
+ * returned, unseeded by this CPU; NULL only when the map refuses. */
+static __always_inline struct source_stats *make_source(const struct syn_context *syn,
+							const struct sketch_sum *seen,
+							enum fence_verdict verdict)
+{
+	struct source_stats fresh = {
+		.syn_packets = seen->sum.syn_packets,
+		.attempts = seen->sum.attempts,
+		.dropped_attempts = seen->sum.dropped_attempts,
+		.passed = seen->sum.syn_packets - seen->sum.unpassed,
+		.first_seen_ns = syn->now,
+	};
 
-	if (src->event_rule_id == rule->rule_id && last && now - last < FENCE_EVENT_REPEAT_NS)
-		return;
-	if (__sync_val_compare_and_swap(&src->last_event_ns, last, now) != last)
-		return;
-	src->event_rule_id = rule->rule_id;
-	emit_event(pkt, rule, verdict, now, st);
+	switch (verdict) {
+	case FENCE_VERDICT_BLOCKED:
+		fresh.blocked = seen->sum.unpassed;
+		break;
+	case FENCE_VERDICT_WOULD_DROP:
+		fresh.would_drop = seen->sum.unpassed;
+		break;
+	default:
+		fresh.limited = seen->sum.unpassed;
+	}
+	bpf_map_update_elem(&sources, &syn->key, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sources, &syn->key);
+}
+
+/*
+ * The entry of a source that has none: made on its second SYN seen on this
+ * CPU within the sketch's window, as the flood guard allows. Otherwise the
+ * SYN is counted in the sketch only, and NULL returned: a spoofed source's
+ * one SYN costs two per-CPU cell updates, no map insert.
+ */
+static __always_inline struct source_stats *
+track_source(const struct syn_context *syn, enum fence_verdict verdict, struct fence_stats *st)
+{
+	struct sketch_sum seen = { .window = syn->now >> FENCE_SKETCH_WINDOW_SHIFT };
+
+	seen.cells[0] = sketch_cell_index(syn->hash, 0);
+	seen.cells[1] = sketch_cell_index(syn->hash, 1);
+	struct sketch_cell *a = bpf_map_lookup_elem(&source_sketch, &seen.cells[0]);
+	struct sketch_cell *b = bpf_map_lookup_elem(&source_sketch, &seen.cells[1]);
+
+	if (!a || !b)
+		return NULL;
+	if (sketch_live(a, seen.window) && a->syn_packets && sketch_live(b, seen.window) &&
+	    b->syn_packets) {
+		if (guard_admits(syn->now)) {
+			bpf_loop(FENCE_MAX_CPUS, add_cpu_sketch, &seen, 0);
+			return make_source(syn, &seen, verdict);
+		}
+		st->untracked_syns++;
+	}
+	int drops = verdict_drops(verdict), passed = verdict == FENCE_VERDICT_PASSED;
+
+	sketch_add(a, seen.window, syn->new_attempt, drops, passed);
+	sketch_add(b, seen.window, syn->new_attempt, drops, passed);
+	return NULL;
+}
+
+/*
+ * Per-source accounting of an SMTP SYN, for `top`, and the drop event of a
+ * source's first drop by a rule. `rule` is the rule that decided (for
+ * WOULD_DROP, the dry-run rule), or NULL.
+ */
+static __always_inline void account_source(const struct packet *pkt, const struct syn_context *syn,
+					   const struct rule_value *rule,
+					   enum fence_verdict verdict, struct fence_stats *st)
+{
+	struct source_stats *src = syn->src ? syn->src : track_source(syn, verdict, st);
+
+	if (src)
+		count_source(src, rule, verdict, syn->new_attempt, syn->now);
+	if (verdict != FENCE_VERDICT_PASSED && rule && event_due(syn->hash, rule, syn->now))
+		emit_event(pkt, rule, verdict, syn->now, st);
 }
 
 #endif

@@ -160,16 +160,54 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sources SEC(".maps");
 
-/* Recent SYN flows: tells a connection attempt from its retransmissions
- * (FENCE_SYN_FLOW_KEYS). Shared by all CPUs: a retransmission need not land
- * on the CPU of the first SYN. */
+/* The SYNs of sources without a `sources` entry, per CPU: the count-min
+ * sketch that tells a source's second SYN (FENCE_SKETCH_ROWS). Cell
+ * row * FENCE_SKETCH_COLUMNS + column. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct syn_flow_key);
-	__type(value, __u64);
-	__uint(max_entries, FENCE_SYN_FLOW_KEYS);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sketch_cell);
+	__uint(max_entries, FENCE_SKETCH_ROWS *FENCE_SKETCH_COLUMNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} source_sketch SEC(".maps");
+
+/* The flood guard on `sources` inserts, per CPU (FENCE_SOURCE_INSERTS_PER_S). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct source_guard);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} source_guard SEC(".maps");
+
+/* Recent SYN flows of sources with a `sources` entry (FENCE_SYN_FLOW_SETS):
+ * shared by all CPUs, since a retransmission need not land on the CPU of the
+ * first SYN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct syn_flow_set);
+	__uint(max_entries, FENCE_SYN_FLOW_SETS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } syn_flows SEC(".maps");
+
+/* Recent SYN flows of the other sources, per CPU (FENCE_SYN_FLOW_CPU_SETS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct syn_flow_set);
+	__uint(max_entries, FENCE_SYN_FLOW_CPU_SETS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} syn_flows_cpu SEC(".maps");
+
+/* Each source's last drop event (FENCE_EVENT_MARKS), by source hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct event_mark);
+	__uint(max_entries, FENCE_EVENT_MARKS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} event_marks SEC(".maps");
 
 /* Drop events for `smtpfence events` (a FENCE_EVENTS_BYTES ring buffer). */
 struct {

@@ -189,8 +189,7 @@ __attribute__((noinline)) __u32 lookup_list_v6(__u64 hi_be, __u64 lo_be)
 
 /* The rule of the longest listed prefix covering the source that is in
  * force, and that prefix's length; NULL when none is. */
-static __always_inline struct rule_value *find_list_rule(const struct packet *pkt, __u64 now,
-							 __u32 *prefixlen)
+static __always_inline struct rule_value *find_list_rule(const struct packet *pkt, __u32 *prefixlen)
 {
 	__u32 hit;
 
@@ -215,7 +214,7 @@ static __always_inline struct rule_value *find_list_rule(const struct packet *pk
 		return 0;
 	/* An expired list steps aside until it is reaped; a broader prefix
 	 * of another list takes over only then (the set is rebuilt). */
-	if (rule->expires_ns && (now ? now : bpf_ktime_get_boot_ns()) >= rule->expires_ns)
+	if (rule->expires_ns && bpf_ktime_get_boot_ns() >= rule->expires_ns)
 		return 0;
 	*prefixlen = FENCE_LIST_HIT_PREFIXLEN(hit);
 	return rule;
@@ -230,13 +229,13 @@ struct judges {
 /*
  * The longest prefix decides, except that an expired rule (its deadline is
  * kept here, in the kernel, so it ends even when no smtpfence process runs)
- * and a dry-run rule step aside for the next broader rule. `now` is the
- * CLOCK_BOOTTIME the caller already read, or 0: then it is read when a rule
- * with a deadline is met.
+ * and a dry-run rule step aside for the next broader rule. The deadlines'
+ * clock (CLOCK_BOOTTIME) is read only when a rule with a deadline is met.
  */
-static __always_inline struct judges find_rule_judges(const struct packet *pkt, __u64 now)
+static __always_inline struct judges find_rule_judges(const struct packet *pkt)
 {
 	struct judges j = {};
+	__u64 now = 0;
 	__u32 prefixlen = pkt->family == 4 ? 32 : 128;
 
 #pragma unroll
@@ -272,11 +271,11 @@ static __always_inline struct judges find_rule_judges(const struct packet *pkt, 
  * rule's decides instead (a rule for the very same prefix wins over a list);
  * a dry-run rule counts only while it is longer than whatever decides.
  */
-static __always_inline struct judges find_judges(const struct packet *pkt, __u64 now)
+static __always_inline struct judges find_judges(const struct packet *pkt)
 {
-	struct judges j = find_rule_judges(pkt, now);
+	struct judges j = find_rule_judges(pkt);
 	__u32 list_prefixlen = 0;
-	struct rule_value *list = find_list_rule(pkt, now, &list_prefixlen);
+	struct rule_value *list = find_list_rule(pkt, &list_prefixlen);
 
 	if (!list)
 		return j;

@@ -8,7 +8,8 @@
  *  - tc, at egress: paces the messages of paced rules (pacing.h).
  * Each reads as a summary; the topics are in the headers: parsing.h, rules.h
  * (which rules cover a source), verdict.h (what they do), limiter.h,
- * pacing.h, accounting.h (counters and events).
+ * pacing.h, accounting.h (counters and events), sources.h (per-source state
+ * a spoofed flood does not pay for).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -21,6 +22,7 @@
 #include "parsing.h"
 #include "rules.h"
 #include "smtpfence_abi.h"
+#include "sources.h"
 #include "verdict.h"
 
 SEC("xdp")
@@ -36,18 +38,17 @@ int smtpfence_xdp(struct xdp_md *ctx)
 
 	struct packet pkt = {};
 	enum parse_result res = parse_packet(ctx, cfg, &pkt);
-	int new_attempt = 0;
-	__u64 now = 0;
+	struct syn_context syn = {};
 
-	if (!count_parsed(res, &pkt, st, &new_attempt, &now)) {
+	if (!count_parsed(res, &pkt, st, &syn)) {
 		st->passed++;
 		return XDP_PASS;
 	}
-	struct decision d = decide(&pkt, res, new_attempt, now, st);
+	struct decision d = decide(&pkt, res, syn.new_attempt, st);
 
 	if (res == PARSE_SMTP)
-		account_source(&pkt, d.decider, d.verdict, new_attempt, now, st);
-	return count_verdict(d.verdict, new_attempt, st) ? XDP_DROP : XDP_PASS;
+		account_source(&pkt, &syn, d.decider, d.verdict, st);
+	return count_verdict(d.verdict, syn.new_attempt, st) ? XDP_DROP : XDP_PASS;
 }
 
 SEC("sockops")
@@ -78,7 +79,7 @@ int smtpfence_pace(struct __sk_buff *skb)
 
 	if (!parse_egress(skb, cfg, &seg))
 		return TC_ACT_UNSPEC;
-	struct rule_value *rule = find_judges(&seg.remote, 0).live;
+	struct rule_value *rule = find_judges(&seg.remote).live;
 
 	if (!rule || rule->action != FENCE_ACTION_LIMIT)
 		return TC_ACT_UNSPEC;

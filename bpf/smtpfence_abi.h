@@ -30,29 +30,62 @@
  * because forgetting a count would let a source exceed its cap. */
 #define FENCE_CONN_KEYS 65536
 
-/* Per-source accounting for `top`: an LRU map of (source, port). When it is
- * full, the least recently seen source is forgotten (its counts restart if
- * it comes back); 65536 entries take about 11.5 MiB of kernel memory. */
+/* Per-source accounting for `top`: an LRU map of (source, port). A spoofed
+ * flood must not pay an LRU insert per SYN (about 0.2-0.5 us each), so a
+ * source gets an entry only from its second SYN seen on one CPU within
+ * FENCE_SKETCH_WINDOW_NS to 2 x that (the per-CPU count-min sketch below
+ * remembers the first), and no more than FENCE_SOURCE_INSERTS_PER_S entries
+ * are made per CPU per second; the SYNs of sources refused by that cap are
+ * counted in fence_stats.untracked_syns. When it is full, the least recently
+ * seen source is forgotten (its counts restart if it comes back); 65536
+ * entries take about 10.5 MiB of kernel memory. */
 #define FENCE_SOURCE_KEYS 65536
+#define FENCE_SOURCE_INSERTS_PER_S 64
+
+/* The per-CPU count-min sketch of the SYNs of sources without an entry:
+ * FENCE_SKETCH_ROWS rows of FENCE_SKETCH_COLUMNS cells, one hash each. A cell
+ * counts one window of FENCE_SKETCH_WINDOW_NS (about 4.3 s) and is read
+ * until the next ends, so a source's earlier SYNs are remembered for 4.3 to
+ * 8.6 s. When a source gets its entry, the sketch's counts of it, summed over
+ * the CPUs, seed the entry, so that `top` misses none of its first SYNs (a
+ * count-min estimate errs towards too many, never too few). */
+#define FENCE_SKETCH_ROWS 2
+#define FENCE_SKETCH_COLUMNS 8192
+#define FENCE_SKETCH_WINDOW_SHIFT 32
+#define FENCE_SKETCH_WINDOW_NS (1ull << FENCE_SKETCH_WINDOW_SHIFT)
+/* bpf_loop bound when summing the sketch over the CPUs. */
+#define FENCE_MAX_CPUS 4096
 
 /* Recent SYN flows, to tell a connection attempt from its retransmissions: a
  * SYN whose (source address, source port, destination port, sequence number)
  * was seen less than FENCE_SYN_FLOW_WINDOW_NS ago is a retransmission of
  * the same attempt. Counting only: the verdict of every SYN is computed as
- * usual. An LRU map: when it is full the least recently seen flow is
- * forgotten, and a retransmission of a forgotten flow counts as a new
- * attempt, so attempts err towards too many, never too few. 65536 flows
- * take about 6.5 MiB of kernel memory (memlock 6816640 bytes). The window covers the longest SYN
- * retransmission schedule of a default Linux sender (tcp_syn_retries 6:
- * 127 s) with room to spare. */
-#define FENCE_SYN_FLOW_KEYS 65536
+ * usual. Fixed-size set-associative tables, so that a new flow costs no map
+ * insert: FENCE_SYN_FLOW_WAYS slots per set, a flow's set chosen by its hash,
+ * and a new flow takes the set's oldest slot. Flows of sources with a
+ * `sources` entry go to a table shared by all CPUs (FENCE_SYN_FLOW_SETS sets:
+ * 65536 flows, 1 MiB), those of other sources (a spoofed flood) to a per-CPU
+ * table (FENCE_SYN_FLOW_CPU_SETS sets: 16384 flows, 256 KiB per CPU), where
+ * RSS keeps a flow's retransmissions on one CPU. A forgotten flow's
+ * retransmission counts as a new attempt, so attempts err towards too many,
+ * never too few. The window covers the longest SYN retransmission schedule
+ * of a default Linux sender (tcp_syn_retries 6: 127 s) with room to spare. */
+#define FENCE_SYN_FLOW_WAYS 4
+#define FENCE_SYN_FLOW_SETS 16384
+#define FENCE_SYN_FLOW_CPU_SETS 4096
 #define FENCE_SYN_FLOW_WINDOW_NS (180ull * 1000000000ull)
 
 /* Drop events (ring buffer): a source yields an event on its first drop by a
  * rule, and again only after FENCE_EVENT_REPEAT_NS without one; the whole
  * stream is held to FENCE_EVENT_RATE per second (bursts of
- * FENCE_EVENT_BURST) so that a flood from many sources cannot flood it. */
+ * FENCE_EVENT_BURST) so that a flood from many sources cannot flood it. The
+ * last event of a source is marked in a direct-mapped table of
+ * FENCE_EVENT_MARKS slots, which needs no insert and, at 256 KiB, stays in
+ * cache under a flood of new sources: two sources sharing a slot may each
+ * repeat their event early (a 32-bit tag tells them apart, so one misses an
+ * event only on a tag collision, about 1 in 4 billion). */
 #define FENCE_EVENTS_BYTES (256 * 1024)
+#define FENCE_EVENT_MARKS 16384
 #define FENCE_EVENT_REPEAT_NS (60ull * 1000000000ull)
 #define FENCE_EVENT_RATE 100
 #define FENCE_EVENT_BURST 200
@@ -172,7 +205,11 @@
 #define FENCE_MAP_CONN_COUNTS "conn_counts"
 #define FENCE_MAP_CONN_OWNER "conn_owner"
 #define FENCE_MAP_SOURCES "sources"
+#define FENCE_MAP_SOURCE_SKETCH "source_sketch"
+#define FENCE_MAP_SOURCE_GUARD "source_guard"
 #define FENCE_MAP_SYN_FLOWS "syn_flows"
+#define FENCE_MAP_SYN_FLOWS_CPU "syn_flows_cpu"
+#define FENCE_MAP_EVENT_MARKS "event_marks"
 #define FENCE_MAP_EVENTS "events"
 #define FENCE_MAP_EVENT_CLOCK "event_clock"
 #define FENCE_MAP_RULE_PACE "rule_pace"
@@ -239,7 +276,7 @@ struct rule_value {
 /* Per-CPU, per-rule; summed in userspace. The first five count packets:
  * SMTP SYN packets (SYN without ACK to an SMTP port, retransmissions
  * included) and port-less TCP fragments. The last three count connection
- * attempts: the first SYN of a flow (see FENCE_SYN_FLOW_KEYS), judged by the
+ * attempts: the first SYN of a flow (see FENCE_SYN_FLOW_WAYS), judged by the
  * verdict of that first SYN. */
 struct rule_counters {
 	__u64 matched; /* SYN packets (and fragments) this rule decided */
@@ -318,7 +355,9 @@ struct source_key {
 };
 
 /* What one source did to one port, since it was first seen (or forgotten by
- * the LRU). Counters are updated atomically; times are CLOCK_BOOTTIME ns. */
+ * the LRU). Counters are updated atomically; times are CLOCK_MONOTONIC ns
+ * (bpf_ktime_get_coarse_ns: a tick's precision). The counts of the SYNs
+ * before the entry was made come from the sketch (FENCE_SKETCH_ROWS). */
 struct source_stats {
 	__u64 syn_packets; /* SYN packets (retransmissions included) */
 	__u64 attempts; /* connection attempts: first SYNs of a flow */
@@ -330,32 +369,53 @@ struct source_stats {
 	__u64 would_drop; /* a dry-run rule would have dropped it */
 	__u64 first_seen_ns;
 	__u64 last_seen_ns;
-	__u64 last_event_ns; /* last drop event of this source */
 	__u32 last_rule_id; /* rule that decided the last attempt; 0 = none */
-	__u32 event_rule_id; /* rule of the last drop event */
 	__u8 last_verdict; /* enum fence_verdict of the last attempt */
 	__u8 last_action; /* enum fence_action of that rule (0 = none) */
 	__u8 last_prefixlen; /* that rule's prefix length: the rule is the source
 			       * masked to it, even after the rule is gone */
-	__u8 pad[5];
+	__u8 pad;
 };
 
-/* Key of the recent SYN flows (FENCE_SYN_FLOW_KEYS): a retransmitted SYN has
- * the same source, ports and sequence number as the first. The value is the
- * CLOCK_BOOTTIME ns at which the attempt was first seen (a __u64). */
-struct syn_flow_key {
-	__u8 family; /* 4 or 6 */
-	__u8 pad;
-	__u16 sport; /* host byte order */
-	__u16 dport; /* host byte order */
-	__u16 pad2;
-	__u32 seq; /* host byte order */
-	__u8 addr[16];
+/* One cell of the per-CPU sketch (FENCE_SKETCH_ROWS): what the SYNs hashed to
+ * it did in window `window` (coarse ns >> FENCE_SKETCH_WINDOW_SHIFT). */
+struct sketch_cell {
+	__u32 window;
+	__u32 syn_packets;
+	__u32 attempts;
+	__u32 dropped_attempts;
+	__u32 unpassed; /* SYN packets with a verdict other than PASSED */
+	__u32 pad;
+};
+
+/* Per-CPU: the `sources` entries this CPU made in second `second`
+ * (FENCE_SOURCE_INSERTS_PER_S). */
+struct source_guard {
+	__u64 second; /* coarse CLOCK_MONOTONIC seconds */
+	__u32 inserts;
+	__u32 pad;
+};
+
+/* A set of the recent SYN flows (FENCE_SYN_FLOW_WAYS): each slot holds a
+ * flow's 64-bit hash (0 = empty) and when its attempt was first seen, in
+ * coarse CLOCK_MONOTONIC ns. One cache line. */
+struct syn_flow_set {
+	struct {
+		__u64 tag;
+		__u64 first_seen_ns;
+	} slot[FENCE_SYN_FLOW_WAYS];
+};
+
+/* A source's last drop event (FENCE_EVENT_MARKS). */
+struct event_mark {
+	__u64 time_ns; /* coarse CLOCK_MONOTONIC; 0 = none */
+	__u32 tag; /* the source's hash, low 32 bits */
+	__u32 rule_id;
 };
 
 /* One record of the events ring buffer: a source's first drop by a rule. */
 struct fence_event {
-	__u64 time_ns; /* CLOCK_BOOTTIME */
+	__u64 time_ns; /* CLOCK_MONOTONIC (coarse) */
 	__u32 rule_id;
 	__u8 family;
 	__u8 verdict; /* enum fence_verdict */
@@ -445,6 +505,8 @@ struct fence_stats {
 	__u64 events; /* drop events written to the ring buffer */
 	__u64 events_suppressed; /* drop events held back by the stream's rate limit
 				  * or lost to a full ring buffer */
+	__u64 untracked_syns; /* SYNs of sources due a `sources` entry that
+			       * FENCE_SOURCE_INSERTS_PER_S refused: missing from `top` */
 };
 
 #ifdef __cplusplus
@@ -461,8 +523,11 @@ FENCE_STATIC_ASSERT(sizeof(struct limit_state) == 8, "limit_state layout");
 FENCE_STATIC_ASSERT(sizeof(struct conn_owner) == 28, "conn_owner layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_info) == 232, "rule_info layout");
 FENCE_STATIC_ASSERT(sizeof(struct source_key) == 20, "source_key layout");
-FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 96, "source_stats layout");
-FENCE_STATIC_ASSERT(sizeof(struct syn_flow_key) == 28, "syn_flow_key layout");
+FENCE_STATIC_ASSERT(sizeof(struct source_stats) == 80, "source_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct sketch_cell) == 24, "sketch_cell layout");
+FENCE_STATIC_ASSERT(sizeof(struct source_guard) == 16, "source_guard layout");
+FENCE_STATIC_ASSERT(sizeof(struct syn_flow_set) == 64, "syn_flow_set layout");
+FENCE_STATIC_ASSERT(sizeof(struct event_mark) == 16, "event_mark layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_event) == 40, "fence_event layout");
 FENCE_STATIC_ASSERT(sizeof(struct rule_pace) == 56, "rule_pace layout");
 FENCE_STATIC_ASSERT(sizeof(struct pace_key_state) == 16, "pace_key_state layout");
@@ -473,6 +538,6 @@ FENCE_STATIC_ASSERT(sizeof(struct list_value) == 16, "list_value layout");
 FENCE_STATIC_ASSERT(sizeof(struct list_info) == 88, "list_info layout");
 FENCE_STATIC_ASSERT(sizeof(struct fence_config) == 32 + 8 * FENCE_PORT_WORDS,
 		    "fence_config layout");
-FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 96, "fence_stats layout");
+FENCE_STATIC_ASSERT(sizeof(struct fence_stats) == 104, "fence_stats layout");
 
 #endif

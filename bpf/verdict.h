@@ -50,9 +50,9 @@ struct decision {
  * verdict. The live rule decides; a dry-run rule longer than it counts what
  * it would drop, and is the packet's decider when the live one passes it. */
 static __always_inline struct decision decide(const struct packet *pkt, enum parse_result res,
-					      int new_attempt, __u64 now, struct fence_stats *st)
+					      int new_attempt, struct fence_stats *st)
 {
-	struct judges j = find_judges(pkt, now);
+	struct judges j = find_judges(pkt);
 	struct decision d = { .verdict = FENCE_VERDICT_PASSED, .decider = j.live };
 
 	if (j.live) {

@@ -51,6 +51,8 @@ GlobalCounts operator-(const GlobalCounts& a, const GlobalCounts& b) {
 
 void PinnedFenceTest::SetUp() {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF, a bpffs on /sys/fs/bpf)";
+    ASSERT_EQ(sched_getaffinity(0, sizeof affinity_, &affinity_), 0);
+    run_on_cpu(sched_getcpu());
     // pid and a per-process count: test binaries running side by side, and the
     // tests of one binary, never share maps.
     static int instance = 0;
@@ -61,6 +63,7 @@ void PinnedFenceTest::SetUp() {
 }
 
 void PinnedFenceTest::TearDown() {
+    if (CPU_COUNT(&affinity_) > 0) sched_setaffinity(0, sizeof affinity_, &affinity_);
     fence_.reset();
     program_.reset();
     if (!pin_dir_.empty()) {
@@ -68,6 +71,13 @@ void PinnedFenceTest::TearDown() {
         std::filesystem::remove_all(pin_dir_, ec);
         EXPECT_FALSE(ec) << "remove " << pin_dir_ << ": " << ec.message();
     }
+}
+
+void PinnedFenceTest::run_on_cpu(int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0) << "cpu " << cpu;
 }
 
 AddResult PinnedFenceTest::add(const std::string& cidr, Action action) {

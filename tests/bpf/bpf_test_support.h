@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -42,7 +44,8 @@ GlobalCounts operator-(const GlobalCounts& a, const GlobalCounts& b);
 // ---------------------------------------------------------------------------
 // Fixture: the program loaded against a pin directory of its own, never
 // attached. Fresh maps per test let tests assert counters as exact totals, and
-// keep them off any instance the machine runs.
+// keep them off any instance the machine runs. The test runs on one CPU, as
+// RSS keeps a flow on one: the sketch and a flow table are per CPU.
 
 class PinnedFenceTest : public ::testing::Test {
 protected:
@@ -68,8 +71,12 @@ protected:
 
     GlobalCounts global() const { return global_counts(fence_->counters()); }
 
+    // Moves the test (and so its test runs) to `cpu`.
+    static void run_on_cpu(int cpu);
+
 private:
     std::string pin_dir_;
+    cpu_set_t affinity_{};
     std::optional<LoadedProgram> program_;
     std::optional<Fence> fence_;
 };

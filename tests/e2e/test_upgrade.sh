@@ -59,20 +59,24 @@ check "the state file matches the kernel" cmp -s "$(state_file)" <(fence save)
 e2e_log "maps of another layout are refused, and left as they are"
 old=$SMTPFENCE_PIN_DIR/oldlayout
 mkdir -p "$old"
-# A config map as layout 2 wrote it: magic "smtf", layout_version 2.
+# A config map as layout 3 wrote it: magic "smtf", layout_version 3, and
+# layout 3's syn_flows (an LRU hash of flows, now a set-associative array).
 value_size=$(bpftool -j map show pinned "$SMTPFENCE_PIN_DIR/config" | jq .bytes_value)
 bpftool map create "$old/config" type array key 4 value "$value_size" entries 1 name config ||
     e2e_die "cannot create a config map"
 # shellcheck disable=SC2046
-bpftool map update pinned "$old/config" key 0 0 0 0 value 0x66 0x74 0x6d 0x73 2 0 0 0 \
+bpftool map update pinned "$old/config" key 0 0 0 0 value 0x66 0x74 0x6d 0x73 3 0 0 0 \
     $(yes 0 | head -n $((value_size - 8))) || e2e_die "cannot write the config map"
-expect_exit 1 "attach over layout-2 maps is refused" fence --pin-dir "$old" attach "$HOST_IF"
-check_match "the message names both layout versions" "layout version 2.*layout version 4" "$E2E_OUT"
+bpftool map create "$old/syn_flows" type lru_hash key 28 value 8 entries 1024 name syn_flows ||
+    e2e_die "cannot create a syn_flows map"
+expect_exit 1 "attach over layout-3 maps is refused" fence --pin-dir "$old" attach "$HOST_IF"
+check_match "the message names both layout versions" "layout version 3.*layout version 4" "$E2E_OUT"
+check_match "and the map that differs" "syn_flows \(key 28 / value 8 bytes, this build: 4 / 64\)" "$E2E_OUT"
 check_match "and the way to migrate" "save rules\.txt.*detach.*rm -r $old.*attach.*restore rules\.txt" "$E2E_OUT"
-check_eq "nothing was added to that pin dir" "config" "$(ls "$old")"
+check_eq "nothing was added to that pin dir" "config syn_flows" "$(ls "$old" | xargs)"
 check_eq "the interface still runs this instance's program" "$prog_after" "$(status_field '.interfaces[0].program_id')"
-expect_exit 1 "opening layout-2 maps for a rule change is refused too" fence --pin-dir "$old" block 198.51.100.0/24
-check_match "with the migration" "layout version 2.*migrate" "$E2E_OUT"
+expect_exit 1 "opening layout-3 maps for a rule change is refused too" fence --pin-dir "$old" block 198.51.100.0/24
+check_match "with the migration" "layout version 3.*migrate" "$E2E_OUT"
 
 old2=$SMTPFENCE_PIN_DIR/oldsize
 mkdir -p "$old2"

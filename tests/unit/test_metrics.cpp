@@ -40,7 +40,8 @@ MetricsView sample_view() {
                   .malformed = 2,
                   .would_drop = 3,
                   .events = 1,
-                  .events_suppressed = 4};
+                  .events_suppressed = 4,
+                  .untracked_syns = 3};
     v.rules = {make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0, 5, 5, 0}, 1),
                make_rule("198.51.100.0/22", Action::Limit, {30, 12, 10, 2, 0, 20, 1, 0}, 2),
                make_rule("2001:db8::/32", Action::Allow, {5, 0, 0, 0, 0, 5, 0, 0}, 3)};
@@ -135,6 +136,7 @@ TEST(MetricsText, GlobalCountersWithTheirNumbers) {
     EXPECT_TRUE(has_line(text, "smtpfence_would_drop_total 3"));
     EXPECT_TRUE(has_line(text, "smtpfence_events_total 1"));
     EXPECT_TRUE(has_line(text, "smtpfence_events_suppressed_total 4"));
+    EXPECT_TRUE(has_line(text, "smtpfence_untracked_syn_packets_total 3"));
     EXPECT_TRUE(has_line(text, "smtpfence_sources_tracked 9"));
     EXPECT_TRUE(has_line(text, "smtpfence_sources_capacity 65536"));
     EXPECT_TRUE(has_line(text, "smtpfence_rules_capacity 65536"));

@@ -120,7 +120,8 @@ TEST(StatsText, TableWithoutAndWithRates) {
                     .malformed = 0,
                     .would_drop = 0,
                     .events = 1,
-                    .events_suppressed = 0};
+                    .events_suppressed = 0,
+                    .untracked_syns = 0};
     // 40 SYN packets dropped: 5 attempts, each sent 8 times.
     Rule block = make_rule("203.0.113.0/24", Action::Block, {40, 40, 0, 0, 0, 5, 5, 0}, 7);
     before.rules = {make_rule("203.0.113.0/24", Action::Block, {30, 30, 0, 0, 0, 4, 4, 0}, 7)};
@@ -140,6 +141,7 @@ TEST(StatsText, TableWithoutAndWithRates) {
               "would_drop             0\n"
               "events                 1\n"
               "events_suppressed      0\n"
+              "untracked_syns         0\n"
               "\n"
               "RULE            ACTION  MATCHED  ATTEMPTS  DROPPED  DROPPED-ATTEMPTS  RATE-DROPPED  CONNS-DROPPED  "
               "WOULD-DROP  WOULD-DROP-ATTEMPTS\n"

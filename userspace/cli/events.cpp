@@ -25,7 +25,7 @@ int run_events(const EventsOptions& options, const CliContext& ctx) {
     EventStream stream(ctx.pin_dir);
     uint64_t suppressed_reported = 0;
     auto show_pending = [&] {
-        int64_t offset = boot_to_unix_offset_ns();
+        int64_t offset = monotonic_to_unix_offset_ns();
         for (const fence_event& e : stream.drain()) {
             if (options.json) {
                 ctx.out << event_json(e, offset).dump() << '\n';
@@ -36,7 +36,7 @@ int run_events(const EventsOptions& options, const CliContext& ctx) {
         // So that a reader knows the stream is not the whole story.
         uint64_t suppressed = fence.counters().events_suppressed;
         if (suppressed > suppressed_reported) {
-            uint64_t now_unix_ns = static_cast<uint64_t>(static_cast<int64_t>(boottime_now_ns()) + offset);
+            uint64_t now_unix_ns = static_cast<uint64_t>(static_cast<int64_t>(monotonic_now_ns()) + offset);
             uint64_t held = suppressed - suppressed_reported;
             if (options.json) {
                 ctx.out << suppressed_json(held, suppressed, now_unix_ns).dump() << '\n';

@@ -61,7 +61,7 @@ std::string top_body(const std::string& pin_dir, const httplib::Request& req) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     SourceSnapshot after = sources.snapshot();
     TopView view = compute_top(before, after, fence.rules(), query, sources.capacity());
-    return top_json(view, boot_to_unix_offset_ns()).dump(2) + "\n";
+    return top_json(view, monotonic_to_unix_offset_ns()).dump(2) + "\n";
 }
 
 }  // namespace

@@ -33,18 +33,18 @@ int run_stats(const StatsOptions& options, const CliContext& ctx) {
     StatsSnapshot previous = take_stats(fence);
     if (!options.watch) {
         if (options.json) {
-            print_json(ctx.out, stats_json(previous, nullptr, boot_to_unix_offset_ns()));
+            print_json(ctx.out, stats_json(previous, nullptr, monotonic_to_unix_offset_ns()));
         } else {
-            ctx.out << stats_text(previous, nullptr, boot_to_unix_offset_ns());
+            ctx.out << stats_text(previous, nullptr, monotonic_to_unix_offset_ns());
         }
         return kExitOk;
     }
     bool redraw = !options.json && is_terminal(ctx.out);
-    if (redraw) ctx.out << kClearScreen << stats_text(previous, nullptr, boot_to_unix_offset_ns()) << std::flush;
+    if (redraw) ctx.out << kClearScreen << stats_text(previous, nullptr, monotonic_to_unix_offset_ns()) << std::flush;
     every_interval(options.watch_s, options.count, [&] {
         StatsSnapshot now = take_stats(fence);
         StatsRates rates = stats_rates(previous, now);
-        int64_t offset = boot_to_unix_offset_ns();
+        int64_t offset = monotonic_to_unix_offset_ns();
         if (options.json) {
             ctx.out << stats_json(now, &rates, offset).dump() << '\n';  // one object per line
         } else if (redraw) {

@@ -45,7 +45,7 @@ int run_top(const TopOptions& options, const CliContext& ctx) {
     every_interval(options.interval_s, count, [&] {
         SourceSnapshot now = sources.snapshot();
         TopView view = compute_top(previous, now, fence.rules(), query, sources.capacity());
-        int64_t offset = boot_to_unix_offset_ns();
+        int64_t offset = monotonic_to_unix_offset_ns();
         if (options.json) {
             print_json(ctx.out, top_json(view, offset));
         } else if (redraw) {

@@ -46,6 +46,8 @@ inline constexpr CounterField<fence_stats> kGlobalCounters[] = {
      "Drop events written to the events ring buffer."},
     {"events_suppressed", &fence_stats::events_suppressed, "smtpfence_events_suppressed_total", nullptr,
      "Drop events held back by the stream's rate limit or lost to a full ring buffer."},
+    {"untracked_syns", &fence_stats::untracked_syns, "smtpfence_untracked_syn_packets_total", nullptr,
+     "SMTP SYN packets of sources due a per-source entry that the flood guard refused: missing from `top`."},
 };
 
 // rule_counters in the order `stats` shows them: each packet count next to

@@ -76,7 +76,7 @@ StatsSnapshot take_stats(const Fence& fence) {
     StatsSnapshot s;
     s.rules = fence.rules();
     s.global = fence.counters();
-    s.taken_ns = boottime_now_ns();
+    s.taken_ns = monotonic_now_ns();
     return s;
 }
 
@@ -140,7 +140,7 @@ SourceSnapshot SourceTable::snapshot() const {
         in_batch = out_batch;
         first = false;
     }
-    snap.taken_ns = boottime_now_ns();
+    snap.taken_ns = monotonic_now_ns();
     return snap;
 }
 

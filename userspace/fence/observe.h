@@ -34,7 +34,7 @@ double rate_per_second(uint64_t before, uint64_t after, double seconds);
 // ------------------------------------------------------------------ stats
 
 struct StatsSnapshot {
-    uint64_t taken_ns = 0;  // CLOCK_BOOTTIME
+    uint64_t taken_ns = 0;  // CLOCK_MONOTONIC
     fence_stats global{};
     std::vector<Rule> rules;
 };
@@ -64,7 +64,7 @@ struct SourceEntry {
 };
 
 struct SourceSnapshot {
-    uint64_t taken_ns = 0;  // CLOCK_BOOTTIME
+    uint64_t taken_ns = 0;  // CLOCK_MONOTONIC
     std::vector<SourceEntry> entries;
 };
 
@@ -103,7 +103,7 @@ struct TopRow {
     uint64_t blocked = 0;
     uint64_t limited = 0;
     uint64_t would_drop = 0;
-    uint64_t first_seen_ns = 0;  // CLOCK_BOOTTIME
+    uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC
     uint64_t last_seen_ns = 0;
     uint8_t last_verdict = FENCE_VERDICT_PASSED;  // enum fence_verdict
     std::optional<RuleRef> last_rule;             // none: no rule decided the last attempt
@@ -116,7 +116,7 @@ struct TopQuery {
 
 struct TopView {
     double interval_s = 0;
-    uint64_t taken_ns = 0;  // CLOCK_BOOTTIME of the second sample
+    uint64_t taken_ns = 0;  // CLOCK_MONOTONIC of the second sample
     std::optional<uint16_t> port;
     size_t sources_tracked = 0;  // entries in the map, all ports
     uint32_t sources_capacity = 0;

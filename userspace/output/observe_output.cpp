@@ -15,8 +15,8 @@ namespace {
 
 using nlohmann::ordered_json;
 
-uint64_t to_unix_ns(uint64_t boot_ns, int64_t unix_offset_ns) {
-    int64_t unix_ns = static_cast<int64_t>(boot_ns) + unix_offset_ns;
+uint64_t to_unix_ns(uint64_t monotonic_ns, int64_t unix_offset_ns) {
+    int64_t unix_ns = static_cast<int64_t>(monotonic_ns) + unix_offset_ns;
     return unix_ns > 0 ? static_cast<uint64_t>(unix_ns) : 0;
 }
 
@@ -42,7 +42,7 @@ std::string ports_text(const std::vector<uint16_t>& ports) {
     return s;
 }
 
-// "5s" since `then`, both CLOCK_BOOTTIME.
+// "5s" since `then`, both CLOCK_MONOTONIC.
 std::string age_text(uint64_t then_ns, uint64_t now_ns) {
     return format_age(now_ns > then_ns ? (now_ns - then_ns) / 1000000000ull : 0);
 }
@@ -69,8 +69,8 @@ const char* verdict_name(uint8_t verdict) {
     return "unknown";
 }
 
-std::string format_boottime(uint64_t boot_ns, int64_t unix_offset_ns) {
-    return format_utc(to_unix_ns(boot_ns, unix_offset_ns) / 1000000000ull);
+std::string format_monotonic(uint64_t monotonic_ns, int64_t unix_offset_ns) {
+    return format_utc(to_unix_ns(monotonic_ns, unix_offset_ns) / 1000000000ull);
 }
 
 std::string format_per_second(double rate) {
@@ -83,7 +83,7 @@ std::string format_per_second(double rate) {
 
 std::string stats_text(const StatsSnapshot& snap, const StatsRates* rates, int64_t unix_offset_ns) {
     std::ostringstream out;
-    out << "smtpfence stats  " << format_boottime(snap.taken_ns, unix_offset_ns);
+    out << "smtpfence stats  " << format_monotonic(snap.taken_ns, unix_offset_ns);
     if (rates) out << "  rates over " << format_per_second(rates->interval_s) << " s";
     out << '\n';
 
@@ -121,7 +121,7 @@ std::string stats_text(const StatsSnapshot& snap, const StatsRates* rates, int64
 
 std::string stats_line(const StatsSnapshot& snap, const StatsRates& rates, int64_t unix_offset_ns) {
     std::ostringstream out;
-    out << format_boottime(snap.taken_ns, unix_offset_ns);
+    out << format_monotonic(snap.taken_ns, unix_offset_ns);
     for (size_t i = 0; i < std::size(kGlobalCounters); ++i) {
         out << ' ' << kGlobalCounters[i].name << '=' << snap.global.*kGlobalCounters[i].member << " ("
             << format_per_second(rates.global[i]) << "/s)";
@@ -164,7 +164,7 @@ ordered_json stats_json(const StatsSnapshot& snap, const StatsRates* rates, int6
                          {"counters", rule_counters},
                          {"rates", rule_rates}});
     }
-    return {{"time", format_boottime(snap.taken_ns, unix_offset_ns)},
+    return {{"time", format_monotonic(snap.taken_ns, unix_offset_ns)},
             {"interval_s", rates ? ordered_json(rates->interval_s) : ordered_json(nullptr)},
             {"counters", counters},
             {"rates", global_rates},
@@ -182,7 +182,7 @@ std::string describe_rule_ref(const RuleRef& rule) {
 
 std::string top_text(const TopView& view, int64_t unix_offset_ns) {
     std::ostringstream out;
-    out << "smtpfence top  " << format_boottime(view.taken_ns, unix_offset_ns) << "  rates over "
+    out << "smtpfence top  " << format_monotonic(view.taken_ns, unix_offset_ns) << "  rates over "
         << format_per_second(view.interval_s) << " s  " << view.sources_tracked << " of " << view.sources_capacity
         << " source entries tracked";
     if (view.port) out << "  port " << *view.port;
@@ -211,7 +211,7 @@ std::string top_text(const TopView& view, int64_t unix_offset_ns) {
 
 std::string top_line(const TopView& view, int64_t unix_offset_ns) {
     std::ostringstream out;
-    out << format_boottime(view.taken_ns, unix_offset_ns) << ' ' << view.sources_tracked << '/' << view.sources_capacity
+    out << format_monotonic(view.taken_ns, unix_offset_ns) << ' ' << view.sources_tracked << '/' << view.sources_capacity
         << " tracked";
     for (size_t i = 0; i < view.rows.size(); ++i) {
         const TopRow& r = view.rows[i];
@@ -246,12 +246,12 @@ ordered_json top_json(const TopView& view, int64_t unix_offset_ns) {
                            {"blocked", r.blocked},
                            {"limited", r.limited},
                            {"would_drop", r.would_drop},
-                           {"first_seen", format_boottime(r.first_seen_ns, unix_offset_ns)},
-                           {"last_seen", format_boottime(r.last_seen_ns, unix_offset_ns)},
+                           {"first_seen", format_monotonic(r.first_seen_ns, unix_offset_ns)},
+                           {"last_seen", format_monotonic(r.last_seen_ns, unix_offset_ns)},
                            {"last_verdict", verdict_name(r.last_verdict)},
                            {"rule", rule_ref_json(r.last_rule)}});
     }
-    return {{"time", format_boottime(view.taken_ns, unix_offset_ns)},
+    return {{"time", format_monotonic(view.taken_ns, unix_offset_ns)},
             {"interval_s", view.interval_s},
             {"port", view.port ? ordered_json(*view.port) : ordered_json(nullptr)},
             {"sources_tracked", view.sources_tracked},
@@ -280,7 +280,7 @@ const char* event_headline(uint8_t verdict) {
 
 std::string event_text(const fence_event& e, int64_t unix_offset_ns) {
     std::ostringstream out;
-    out << format_boottime(e.time_ns, unix_offset_ns) << ' ' << event_headline(e.verdict) << ": "
+    out << format_monotonic(e.time_ns, unix_offset_ns) << ' ' << event_headline(e.verdict) << ": "
         << source_text(static_cast<Family>(e.family), e.addr) << " -> port " << e.port << " by "
         << action_name(static_cast<Action>(e.action)) << ' ' << format_cidr(event_rule_cidr(e)) << " (rule "
         << e.rule_id << ")\n";
@@ -289,7 +289,7 @@ std::string event_text(const fence_event& e, int64_t unix_offset_ns) {
 
 ordered_json event_json(const fence_event& e, int64_t unix_offset_ns) {
     return {{"type", "drop"},
-            {"time", format_boottime(e.time_ns, unix_offset_ns)},
+            {"time", format_monotonic(e.time_ns, unix_offset_ns)},
             {"time_unix_ns", to_unix_ns(e.time_ns, unix_offset_ns)},
             {"source", source_text(static_cast<Family>(e.family), e.addr)},
             {"family", e.family == 4 ? "ipv4" : "ipv6"},

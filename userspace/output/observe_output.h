@@ -1,7 +1,7 @@
 // How `stats`, `top` and `events` look: a redrawn screen for terminals, one
 // line per interval for pipes and logs, and JSON with the same fields.
-// Timestamps of the data path are CLOCK_BOOTTIME; every function here takes
-// the offset to wall-clock time (boot_to_unix_offset_ns()) so that output is
+// Timestamps of the data path are CLOCK_MONOTONIC; every function here takes
+// the offset to wall-clock time (monotonic_to_unix_offset_ns()) so that output is
 // reproducible.
 #pragma once
 
@@ -16,8 +16,8 @@ namespace smtpfence {
 // "passed", "blocked", "rate_dropped", "conns_dropped", "would_drop".
 const char* verdict_name(uint8_t verdict);
 
-// "2026-11-26T02:10:00Z" for a CLOCK_BOOTTIME timestamp.
-std::string format_boottime(uint64_t boot_ns, int64_t unix_offset_ns);
+// "2026-11-26T02:10:00Z" for a CLOCK_MONOTONIC timestamp.
+std::string format_monotonic(uint64_t monotonic_ns, int64_t unix_offset_ns);
 // "12.0".
 std::string format_per_second(double rate);
 

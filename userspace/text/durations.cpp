@@ -169,8 +169,12 @@ uint64_t boottime_now_ns() {
     return clock_ns(CLOCK_BOOTTIME);
 }
 
-int64_t boot_to_unix_offset_ns() {
-    return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) - static_cast<int64_t>(clock_ns(CLOCK_BOOTTIME));
+uint64_t monotonic_now_ns() {
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t monotonic_to_unix_offset_ns() {
+    return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) - static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC));
 }
 
 std::string format_age(uint64_t seconds) {

@@ -41,9 +41,13 @@ int64_t unix_now_ms();
 // CLOCK_BOOTTIME, in nanoseconds: the clock of the kernel's deadlines.
 uint64_t boottime_now_ns();
 
-// CLOCK_REALTIME minus CLOCK_BOOTTIME, now: add it to a data-path timestamp to
-// get nanoseconds since the epoch.
-int64_t boot_to_unix_offset_ns();
+// CLOCK_MONOTONIC, in nanoseconds: the clock of the data path's timestamps
+// (sources, events; bpf_ktime_get_coarse_ns).
+uint64_t monotonic_now_ns();
+
+// CLOCK_REALTIME minus CLOCK_MONOTONIC, now: add it to a data-path timestamp
+// to get nanoseconds since the epoch.
+int64_t monotonic_to_unix_offset_ns();
 
 // "42s", "5m", "2h10m", "3d4h".
 std::string format_age(uint64_t seconds);
