@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * Every map of the three programs, pinned by name in the pin directory (the
- * names are the FENCE_MAP_* of smtpfence_abi.h), and the one way to make an
- * entry. The loader sizes the rule maps when it creates them (`attach
+ * names are the FENCE_MAP_* of smtpfence_abi.h) but list_scratch, which holds
+ * nothing between packets, and the one way to make an entry. The loader sizes the rule maps when it creates them (`attach
  * --max-rules`, default FENCE_DEFAULT_MAX_RULES); the sizes declared for
  * those are the defaults it sets.
  */
@@ -88,6 +88,15 @@ struct {
 	__uint(max_entries, FENCE_MAX_LISTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } list_info SEC(".maps");
+
+/* Room for a list lookup's key, per CPU: off the stack, which the XDP
+ * program and the list lookups it calls share (512 bytes in all). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct list_key);
+	__uint(max_entries, 1);
+} list_scratch SEC(".maps");
 
 /* The two list sets (fence_config.list_set), each an IPv4 table and a hash
  * of prefixes made by userspace at the size of its lists, so their

@@ -35,8 +35,9 @@ static __always_inline struct rule_value *lookup_source(const struct packet *pkt
  * verifier checks each once, whatever the paths that call them.
  */
 
-/* The list set the data path reads: its IPv4 cells and its prefix hash. */
-static __always_inline int list_set_maps(void **cells, void **prefixes)
+/* The list set the data path reads (its IPv4 cells and its prefix hash),
+ * and the room for a key. */
+static __always_inline int list_set_maps(void **cells, void **prefixes, struct list_key **key)
 {
 	__u32 zero = 0;
 	struct fence_config *cfg = bpf_map_lookup_elem(&config, &zero);
@@ -47,12 +48,12 @@ static __always_inline int list_set_maps(void **cells, void **prefixes)
 
 	*cells = bpf_map_lookup_elem(&list_v4_sets, &set);
 	*prefixes = bpf_map_lookup_elem(&list_prefix_sets, &set);
-	return *cells && *prefixes;
+	*key = bpf_map_lookup_elem(&list_scratch, &zero);
+	return *cells && *prefixes && *key;
 }
 
-/* The hash's key of a prefix given as two host-order halves. `key` is the
- * caller's room for it: one for every lookup keeps the stack within the
- * verifier's 512 bytes for the XDP program and its calls together. */
+/* The hash's key of a prefix given as two host-order halves, in `key`
+ * (list_scratch: see there). */
 static __always_inline void fill_list_key(struct list_key *key, __u32 key_prefixlen, __u64 hi, __u64 lo)
 {
 	key->prefixlen = key_prefixlen;
@@ -75,9 +76,9 @@ static __always_inline __u32 listed_prefix(void *prefixes, struct list_key *key,
 __attribute__((noinline)) __u32 lookup_list_v4(__u32 addr_be)
 {
 	void *cells, *prefixes;
-	struct list_key key;
+	struct list_key *key;
 
-	if (!list_set_maps(&cells, &prefixes))
+	if (!list_set_maps(&cells, &prefixes, &key))
 		return 0;
 	__u32 addr = bpf_ntohl(addr_be);
 	__u32 index = addr >> 16;
@@ -102,7 +103,7 @@ __attribute__((noinline)) __u32 lookup_list_v4(__u32 addr_be)
 			continue;
 		longer &= ~bit;
 		__u64 masked = (__u64)(addr & (~0u << (32 - prefixlen))) << 32;
-		__u32 hit = listed_prefix(prefixes, &key, FENCE_LIST_KEY_V4 | prefixlen, masked, 0);
+		__u32 hit = listed_prefix(prefixes, key, FENCE_LIST_KEY_V4 | prefixlen, masked, 0);
 
 		if (hit)
 			return hit;
@@ -167,22 +168,22 @@ static __always_inline __u32 longest_listed_v6_by_cells(void *cells, void *prefi
 __attribute__((noinline)) __u32 lookup_list_v6(__u64 hi_be, __u64 lo_be)
 {
 	void *cells, *prefixes;
+	struct list_key *key;
 
-	if (!list_set_maps(&cells, &prefixes))
+	if (!list_set_maps(&cells, &prefixes, &key))
 		return 0;
 	__u64 hi = bpf_be64_to_cpu(hi_be), lo = bpf_be64_to_cpu(lo_be);
-	struct list_key key;
 
-	fill_list_key(&key, FENCE_LIST_KEY_GATE, hi & ~0xffffffffull, 0);
-	struct list_value *gate = bpf_map_lookup_elem(prefixes, &key);
+	fill_list_key(key, FENCE_LIST_KEY_GATE, hi & ~0xffffffffull, 0);
+	struct list_value *gate = bpf_map_lookup_elem(prefixes, key);
 
 	if (!gate)
-		return longest_listed_v6_by_cells(cells, prefixes, &key, FENCE_LIST_V6_SHORT, hi, lo);
+		return longest_listed_v6_by_cells(cells, prefixes, key, FENCE_LIST_V6_SHORT, hi, lo);
 	/* A set is never changed once published: the gate stays as read. */
 	__u32 gate_hit = gate->hit;
 	__u32 hit = gate->count == FENCE_LIST_GATE_OVERFLOW ?
-			    longest_listed_v6_by_cells(cells, prefixes, &key, FENCE_LIST_V6_LONG, hi, lo) :
-			    longest_listed_v6(prefixes, &key, gate->lengths, gate->count, hi, lo);
+			    longest_listed_v6_by_cells(cells, prefixes, key, FENCE_LIST_V6_LONG, hi, lo) :
+			    longest_listed_v6(prefixes, key, gate->lengths, gate->count, hi, lo);
 
 	return hit ? hit : gate_hit;
 }
