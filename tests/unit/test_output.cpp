@@ -298,7 +298,7 @@ TEST(StatusJson, LimitsListsEveryLimitRuleAsInList) {
     std::vector<std::string> keys;
     for (const auto& [key, value] : j.items()) keys.push_back(key);
     EXPECT_EQ(keys, (std::vector<std::string>{"version", "layout_version", "pin_dir", "program_id", "interfaces",
-                                              "ports", "rules", "limits", "rule_list", "warn_block_age_s", "state_file",
+                                              "ports", "rules", "lists", "limits", "rule_list", "warn_block_age_s", "state_file",
                                               "counters", "fleet", "warnings"}));
     EXPECT_TRUE(j["fleet"].is_null());  // no fleet agent on this host
 }
@@ -319,6 +319,7 @@ TEST(StatusText, ShowsEveryRuleWithItsLimitLine) {
         << text;
     EXPECT_NE(text.find("          ↳ 10/min burst 3, at most 2 open per /56; 17 keys tracked; "
                         "SYN packets allowed 234, dropped by rate 600, by max-conns 400; attempts 400, dropped 250\n"
+                        "lists:      0 (0 prefixes)\n"
                         "packets:"),
               std::string::npos)
         << text;

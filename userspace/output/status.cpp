@@ -135,10 +135,10 @@ std::string status_text(const StatusView& st) {
     out << "rules:      IPv4 " << v4.block << " block, " << v4.allow << " allow, " << v4.limit << " limit; IPv6 "
         << v6.block << " block, " << v6.allow << " allow, " << v6.limit << " limit; capacity " << st.capacity
         << " per family\n";
-    out << "lists:      " << st.lists << " (" << st.list_prefixes << (st.list_prefixes == 1 ? " prefix" : " prefixes")
-        << ")" << (st.lists ? "; see `smtpfence lists`" : "") << '\n';
     std::istringstream rule_lines(rules_text(st.rules, st.now_unix, st.warn_block_age_s));
     for (std::string line; std::getline(rule_lines, line);) out << "  " << line << '\n';
+    out << "lists:      " << st.lists << " (" << st.list_prefixes << (st.list_prefixes == 1 ? " prefix" : " prefixes")
+        << ")" << (st.lists ? "; see `smtpfence lists`" : "") << '\n';
     const fence_stats& c = st.counters;
     if (st.fleet) {
         const AgentState& f = *st.fleet;
