@@ -121,6 +121,13 @@ static __always_inline __u64 keep_bits(__u64 half, __s32 prefixlen)
 	return half & ~(~0ull >> prefixlen);
 }
 
+/* The hit of the IPv6 address hi:lo's prefix of this length, if listed. */
+static __always_inline __u32 listed_prefix_v6(void *prefixes, struct list_key *key, __s32 prefixlen, __u64 hi,
+					      __u64 lo)
+{
+	return listed_prefix(prefixes, key, prefixlen, keep_bits(hi, prefixlen), keep_bits(lo, prefixlen - 64));
+}
+
 /* The hit of the longest prefix of `address` among lengths[0..count), which
  * are longest first, or 0. */
 static __always_inline __u32 longest_listed_v6(void *prefixes, struct list_key *key, const __u8 *lengths,
@@ -129,9 +136,7 @@ static __always_inline __u32 longest_listed_v6(void *prefixes, struct list_key *
 	for (__u32 i = 0; i < FENCE_LIST_GATE_LENGTHS; i++) {
 		if (i >= count)
 			break;
-		__s32 prefixlen = lengths[i];
-		__u32 hit = listed_prefix(prefixes, key, prefixlen, keep_bits(hi, prefixlen),
-					  keep_bits(lo, prefixlen - 64));
+		__u32 hit = listed_prefix_v6(prefixes, key, lengths[i], hi, lo);
 
 		if (hit)
 			return hit;
@@ -155,9 +160,7 @@ static __always_inline __u32 longest_listed_v6_by_cells(void *cells, void *prefi
 
 		if (!length)
 			return 0;
-		__s32 prefixlen = *length & 0xff;
-		__u32 hit = listed_prefix(prefixes, key, prefixlen, keep_bits(hi, prefixlen),
-					  keep_bits(lo, prefixlen - 64));
+		__u32 hit = listed_prefix_v6(prefixes, key, *length & 0xff, hi, lo);
 
 		if (hit)
 			return hit;

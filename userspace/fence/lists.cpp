@@ -82,13 +82,21 @@ std::optional<StoredList> FenceLists::load(const std::string& name) const {
     return parse_list_file(*content, path);
 }
 
-std::vector<StoredList> FenceLists::load_all() const {
-    std::vector<StoredList> lists;
+std::vector<fs::path> FenceLists::list_files() const {
+    std::vector<fs::path> files;
     std::error_code ec;
-    if (!fs::is_directory(store_dir_, ec)) return lists;
+    if (!fs::is_directory(store_dir_, ec)) return files;
     for (const fs::directory_entry& entry : fs::directory_iterator(store_dir_)) {
         const fs::path& path = entry.path();
-        if (path.extension() != kListFileSuffix || path.filename().string().starts_with(".")) continue;
+        // ".NAME.list.tmp" is a write in progress (write_file_atomically).
+        if (path.extension() == kListFileSuffix && !path.filename().string().starts_with(".")) files.push_back(path);
+    }
+    return files;
+}
+
+std::vector<StoredList> FenceLists::load_all() const {
+    std::vector<StoredList> lists;
+    for (const fs::path& path : list_files()) {
         if (std::optional<std::string> content = read_file(path.string())) {
             lists.push_back(parse_list_file(*content, path.string()));
         }
@@ -114,6 +122,15 @@ uint32_t FenceLists::free_index(const std::vector<uint32_t>& taken) const {
     }
     throw UsageError("a fence holds at most " + std::to_string(FENCE_MAX_LISTS) +
                      " lists: remove one with `smtpfence unimport NAME`, or merge two into one file");
+}
+
+std::vector<uint32_t> FenceLists::indexes_for(const std::vector<StoredList>& lists) const {
+    std::vector<uint32_t> index;
+    for (const StoredList& l : lists) {
+        const std::optional<uint32_t> found = index_of(l.name);
+        index.push_back(found ? *found : free_index(index));
+    }
+    return index;
 }
 
 uint32_t FenceLists::counter_slot(uint32_t index) const {
@@ -208,12 +225,7 @@ ImportSummary FenceLists::import(const StoredList& list) {
         summary.removed = same->v4.size() + same->v6.size() - summary.unchanged;
         *same = list;
     }
-    std::vector<uint32_t> index;
-    for (const StoredList& l : lists) {
-        const std::optional<uint32_t> found = index_of(l.name);
-        index.push_back(found ? *found : free_index(index));
-    }
-    publish(lists, index, {});
+    publish(lists, indexes_for(lists), {});
     make_directories(store_dir_);
     write_file_atomically(file_of(list.name), format_list_file(list));
     return summary;
@@ -225,14 +237,9 @@ bool FenceLists::unimport(const std::string& name) {
     const std::optional<uint32_t> gone_index = index_of(name);
     if (gone == lists.end() && !gone_index) return false;
     if (gone != lists.end()) lists.erase(gone);
-    std::vector<uint32_t> index;
-    for (const StoredList& l : lists) {
-        const std::optional<uint32_t> found = index_of(l.name);
-        index.push_back(found ? *found : free_index(index));
-    }
     std::vector<uint32_t> freed;
     if (gone_index) freed.push_back(*gone_index);
-    publish(lists, index, freed);
+    publish(lists, indexes_for(lists), freed);
     std::error_code ec;
     fs::remove(file_of(name), ec);
     if (ec) throw RuntimeError(describe_errno("remove " + file_of(name), ec.value()));
@@ -252,11 +259,8 @@ size_t FenceLists::restore() {
     std::vector<StoredList> lists = load_all();
     const uint64_t now = unix_now();
     std::erase_if(lists, [&](const StoredList& l) { return l.expires_unix && l.expires_unix <= now; });
-    std::vector<uint32_t> index, freed;
-    for (const StoredList& l : lists) {
-        const std::optional<uint32_t> found = index_of(l.name);
-        index.push_back(found ? *found : free_index(index));
-    }
+    const std::vector<uint32_t> index = indexes_for(lists);
+    std::vector<uint32_t> freed;
     // Lists in the kernel without a file are not kept.
     for (uint32_t i = 0; i < FENCE_MAX_LISTS; ++i) {
         const auto rule = list_rules_.find<rule_value>(i);
@@ -283,19 +287,14 @@ std::vector<ListStatus> FenceLists::lists() const {
         status.stored.action = rule->action == FENCE_ACTION_ALLOW ? Action::Allow : Action::Block;
         by_name[status.stored.name] = status;
     }
-    std::error_code ec;
-    if (fs::is_directory(store_dir_, ec)) {
-        for (const fs::directory_entry& entry : fs::directory_iterator(store_dir_)) {
-            const fs::path& path = entry.path();
-            if (path.extension() != kListFileSuffix || path.filename().string().starts_with(".")) continue;
-            // The header is all a summary needs: a million prefixes stay unread.
-            std::ifstream file(path);
-            std::string head(kListHeaderBytes, '\0');
-            file.read(head.data(), static_cast<std::streamsize>(head.size()));
-            head.resize(static_cast<size_t>(file.gcount()));
-            StoredList header = parse_list_file_header(head, path.string());
-            by_name[header.name].stored = std::move(header);
-        }
+    for (const fs::path& path : list_files()) {
+        // The header is all a summary needs: a million prefixes stay unread.
+        std::ifstream file(path);
+        std::string head(kListHeaderBytes, '\0');
+        file.read(head.data(), static_cast<std::streamsize>(head.size()));
+        head.resize(static_cast<size_t>(file.gcount()));
+        StoredList header = parse_list_file_header(head, path.string());
+        by_name[header.name].stored = std::move(header);
     }
     std::vector<ListStatus> out;
     for (auto& [name, status] : by_name) out.push_back(std::move(status));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,10 +67,14 @@ public:
 private:
     FenceLists() = default;
     std::string file_of(const std::string& name) const;
+    // The stored lists' files, in no order.
+    std::vector<std::filesystem::path> list_files() const;
     std::vector<StoredList> load_all() const;
     // The list_rules index of each name in force.
     std::optional<uint32_t> index_of(const std::string& name) const;
     uint32_t free_index(const std::vector<uint32_t>& taken) const;
+    // The list_rules index of each of `lists`: the one it has, or a free one.
+    std::vector<uint32_t> indexes_for(const std::vector<StoredList>& lists) const;
     // Compiles `lists` (index[i] is lists[i]'s entry) into a new set, writes
     // their rules and names, switches the data path to it and frees the old
     // set; entries in `freed` are cleared once no packet can still use them.
