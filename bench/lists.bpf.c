@@ -104,7 +104,7 @@ int lookup_only(struct xdp_md *ctx)
 
 	if (!cfg || parse_packet(ctx, cfg, &pkt) != PARSE_SMTP)
 		return XDP_ABORTED;
-	struct rule_value *rule = find_judges(&pkt).live;
+	struct rule_value *rule = find_live_rule(&pkt);
 
 	return rule && rule->action == FENCE_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
 }

@@ -21,10 +21,10 @@ static __always_inline int verdict_drops(enum fence_verdict verdict)
 /* What the accounting knows of an SMTP SYN before it is judged. */
 struct syn_context {
 	struct source_key key;
+	int new_attempt; /* here, in the key's padding: the XDP stack is at its limit */
 	__u64 hash; /* source_hash(&key) */
 	struct source_stats *src; /* the source's entry; NULL: it has none (yet) */
 	__u64 now; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, a tick's precision */
-	int new_attempt;
 };
 
 /* One lookup of the source's entry and one of each flow table: no insert. */
@@ -131,7 +131,7 @@ static __always_inline int event_budget_admits(__u64 now)
 }
 
 static __always_inline void emit_event(const struct packet *pkt, const struct rule_value *rule,
-				       enum fence_verdict verdict, __u64 now,
+				       __u32 prefixlen, enum fence_verdict verdict, __u64 now,
 				       struct fence_stats *st)
 {
 	if (!event_budget_admits(now)) {
@@ -149,7 +149,7 @@ static __always_inline void emit_event(const struct packet *pkt, const struct ru
 	ev->family = pkt->family;
 	ev->verdict = verdict;
 	ev->action = rule->action;
-	ev->prefixlen = rule->prefixlen;
+	ev->prefixlen = prefixlen;
 	ev->port = pkt->dport;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	__builtin_memcpy(ev->addr, pkt->saddr, 16);
@@ -157,9 +157,11 @@ static __always_inline void emit_event(const struct packet *pkt, const struct ru
 	st->events++;
 }
 
-/* Counts a SYN of `verdict` (decided by `rule`, or none) in its source's entry. */
+/* Counts a SYN of `verdict` (decided by `rule`'s prefix of length
+ * `prefixlen`, or by none) in its source's entry. */
 static __always_inline void count_source(struct source_stats *src, const struct rule_value *rule,
-					 enum fence_verdict verdict, int new_attempt, __u64 now)
+					 __u32 prefixlen, enum fence_verdict verdict, int new_attempt,
+					 __u64 now)
 {
 	__sync_fetch_and_add(&src->syn_packets, 1);
 	if (new_attempt) {
@@ -184,7 +186,7 @@ static __always_inline void count_source(struct source_stats *src, const struct 
 	src->last_verdict = verdict;
 	src->last_rule_id = rule ? rule->rule_id : 0;
 	src->last_action = rule ? rule->action : 0;
-	src->last_prefixlen = rule ? rule->prefixlen : 0;
+	src->last_prefixlen = prefixlen;
 }
 
 /* The entry of a source the sketch has seen before, seeded with the sketch's
@@ -255,18 +257,19 @@ track_source(const struct syn_context *syn, enum fence_verdict verdict, struct f
 /*
  * Per-source accounting of an SMTP SYN, for `top`, and the drop event of a
  * source's first drop by a rule. `rule` is the rule that decided (for
- * WOULD_DROP, the dry-run rule), or NULL.
+ * WOULD_DROP, the dry-run rule), or NULL; `prefixlen` the length of the
+ * prefix it matched (for a list, its entry's).
  */
 static __always_inline void account_source(const struct packet *pkt, const struct syn_context *syn,
-					   const struct rule_value *rule,
+					   const struct rule_value *rule, __u32 prefixlen,
 					   enum fence_verdict verdict, struct fence_stats *st)
 {
 	struct source_stats *src = syn->src ? syn->src : track_source(syn, verdict, st);
 
 	if (src)
-		count_source(src, rule, verdict, syn->new_attempt, syn->now);
+		count_source(src, rule, prefixlen, verdict, syn->new_attempt, syn->now);
 	if (verdict != FENCE_VERDICT_PASSED && rule && event_due(syn->hash, rule, syn->now))
-		emit_event(pkt, rule, verdict, syn->now, st);
+		emit_event(pkt, rule, prefixlen, verdict, syn->now, st);
 }
 
 #endif

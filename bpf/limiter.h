@@ -134,7 +134,7 @@ static __always_inline void charge_connection(struct bpf_sock_ops *skops,
 
 	if (!is_smtp_port_host(cfg, skops->local_port) || !sock_remote(skops, &pkt))
 		return;
-	struct rule_value *rule = find_judges(&pkt).live;
+	struct rule_value *rule = find_live_rule(&pkt);
 
 	if (!rule || rule->action != FENCE_ACTION_LIMIT || !rule->max_conns)
 		return;

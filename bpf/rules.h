@@ -236,7 +236,7 @@ struct judges {
  * and a dry-run rule step aside for the next broader rule. The deadlines'
  * clock (CLOCK_BOOTTIME) is read only when a rule with a deadline is met.
  */
-static __always_inline struct judges find_rule_judges(const struct packet *pkt)
+static __always_inline struct judges find_rule_judges(const struct packet *pkt, __u32 *live_prefixlen)
 {
 	struct judges j = {};
 	__u64 now = 0;
@@ -258,6 +258,7 @@ static __always_inline struct judges find_rule_judges(const struct packet *pkt)
 		if (!skip) {
 			if (!(rule->flags & FENCE_RULE_DRY_RUN)) {
 				j.live = rule;
+				*live_prefixlen = rule->prefixlen;
 				break;
 			}
 			if (!j.dry)
@@ -274,10 +275,13 @@ static __always_inline struct judges find_rule_judges(const struct packet *pkt)
  * The rules and the lists together: a listed prefix longer than the live
  * rule's decides instead (a rule for the very same prefix wins over a list);
  * a dry-run rule counts only while it is longer than whatever decides.
+ * `live_prefixlen` gets the length of the prefix the live one matched (a
+ * list's entry's: its rule's own is 0). It is an out-parameter, not a
+ * member, to keep the XDP program's stack within the verifier's 512 bytes.
  */
-static __always_inline struct judges find_judges(const struct packet *pkt)
+static __always_inline struct judges find_judges(const struct packet *pkt, __u32 *live_prefixlen)
 {
-	struct judges j = find_rule_judges(pkt);
+	struct judges j = find_rule_judges(pkt, live_prefixlen);
 	__u32 list_prefixlen = 0;
 	struct rule_value *list = find_list_rule(pkt, &list_prefixlen);
 
@@ -286,9 +290,18 @@ static __always_inline struct judges find_judges(const struct packet *pkt)
 	if (j.live && j.live->prefixlen >= list_prefixlen)
 		return j;
 	j.live = list;
+	*live_prefixlen = list_prefixlen;
 	if (j.dry && j.dry->prefixlen <= list_prefixlen)
 		j.dry = 0;
 	return j;
+}
+
+/* The rule that decides a packet from this source, or NULL. */
+static __always_inline struct rule_value *find_live_rule(const struct packet *pkt)
+{
+	__u32 prefixlen;
+
+	return find_judges(pkt, &prefixlen).live;
 }
 
 #endif

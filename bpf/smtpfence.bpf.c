@@ -47,7 +47,7 @@ int smtpfence_xdp(struct xdp_md *ctx)
 	struct decision d = decide(&pkt, res, syn.new_attempt, st);
 
 	if (res == PARSE_SMTP)
-		account_source(&pkt, &syn, d.decider, d.verdict, st);
+		account_source(&pkt, &syn, d.decider, d.prefixlen, d.verdict, st);
 	return count_verdict(d.verdict, syn.new_attempt, st) ? XDP_DROP : XDP_PASS;
 }
 
@@ -79,7 +79,7 @@ int smtpfence_pace(struct __sk_buff *skb)
 
 	if (!parse_egress(skb, cfg, &seg))
 		return TC_ACT_UNSPEC;
-	struct rule_value *rule = find_judges(&seg.remote).live;
+	struct rule_value *rule = find_live_rule(&seg.remote);
 
 	if (!rule || rule->action != FENCE_ACTION_LIMIT)
 		return TC_ACT_UNSPEC;

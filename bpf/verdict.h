@@ -42,8 +42,9 @@ static __always_inline enum fence_verdict judge(const struct rule_value *rule,
 
 /* The verdict on a packet and the rule that decided it. */
 struct decision {
-	enum fence_verdict verdict;
 	const struct rule_value *decider; /* for WOULD_DROP the dry-run rule; NULL: no rule */
+	enum fence_verdict verdict;
+	__u32 prefixlen; /* the length of the prefix the decider matched */
 };
 
 /* Judges a packet by the rules that cover its source and counts each one's
@@ -52,8 +53,10 @@ struct decision {
 static __always_inline struct decision decide(const struct packet *pkt, enum parse_result res,
 					      int new_attempt, struct fence_stats *st)
 {
-	struct judges j = find_judges(pkt);
-	struct decision d = { .verdict = FENCE_VERDICT_PASSED, .decider = j.live };
+	struct decision d = { .verdict = FENCE_VERDICT_PASSED };
+	struct judges j = find_judges(pkt, &d.prefixlen);
+
+	d.decider = j.live;
 
 	if (j.live) {
 		d.verdict = judge(j.live, pkt, res, new_attempt, 1);
@@ -71,6 +74,7 @@ static __always_inline struct decision decide(const struct packet *pkt, enum par
 			if (d.verdict == FENCE_VERDICT_PASSED) {
 				d.verdict = would;
 				d.decider = j.dry;
+				d.prefixlen = j.dry->prefixlen;
 			}
 		}
 	}

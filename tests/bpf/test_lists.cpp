@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <thread>
 #include <random>
@@ -18,6 +19,7 @@
 #include "verdict_fixture.h"
 #include "fence/list_set.h"
 #include "fence/lists.h"
+#include "fence/observe.h"
 #include "smtpfence_abi.h"
 #include "text/cidr.h"
 #include "text/durations.h"
@@ -217,6 +219,34 @@ TEST_F(Lists, LongestPrefixDecidesBetweenRulesAndLists) {
     EXPECT_EQ(verdict("2001:db8:bad::5"), kDrop);
     EXPECT_EQ(verdict("2001:db8:bad::7"), kDrop);
     EXPECT_EQ(verdict("2001:db8:beef::1"), kPass);
+}
+
+TEST_F(Lists, EventsAndSourcesCarryTheListEntryThatDecided) {
+    import("drop", Action::Block, {"203.0.112.0/20", "2001:db8:bad::/48"});
+    const std::map<uint32_t, std::string> names = lists_->names_by_rule_id();
+    ASSERT_EQ(names.size(), 1u);
+    const uint32_t list_rule_id = names.begin()->first;
+    EXPECT_EQ(names.begin()->second, "drop");
+
+    EventStream events(pin_dir());
+    // Sources get their entry from the second SYN on.
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(verdict("203.0.113.10"), kDrop);
+        ASSERT_EQ(verdict("2001:db8:bad::1"), kDrop);
+    }
+    const std::vector<fence_event> seen = events.drain();
+    ASSERT_EQ(seen.size(), 2u);
+    for (const fence_event& e : seen) {
+        EXPECT_EQ(e.rule_id, list_rule_id);
+        EXPECT_EQ(e.action, FENCE_ACTION_BLOCK);
+        EXPECT_EQ(e.prefixlen, e.family == 4 ? 20 : 48);
+    }
+    const SourceSnapshot sources = SourceTable(pin_dir()).snapshot();
+    ASSERT_EQ(sources.entries.size(), 2u);
+    for (const SourceEntry& s : sources.entries) {
+        EXPECT_EQ(s.stats.last_rule_id, list_rule_id);
+        EXPECT_EQ(s.stats.last_prefixlen, s.key.family == 4 ? 20 : 48);
+    }
 }
 
 TEST_F(Lists, AReimportReplacesTheListWholeAndUnimportRemovesIt) {

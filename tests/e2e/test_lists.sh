@@ -48,6 +48,13 @@ expect_connect 203.0.113.10 "$H4" 22
 expect_connect 198.51.100.10 "$H4" 25
 expect_connect 2001:db8:1::20 "$H6" 25
 
+e2e_log "events name the list and the entry that dropped"
+expect_exit 0 "events" fence events
+check_match "an IPv4 event names the /25 of list drop" \
+    "first drop: 203\.0\.113\.10 -> port 25 by block 203\.0\.113\.0/25 \(list drop\)" "$E2E_OUT"
+check_match "an IPv6 event names the /128 of list drop" \
+    "first drop: 2001:db8:1::10 -> port 25 by block 2001:db8:1::10/128 \(list drop\)" "$E2E_OUT"
+
 e2e_log "a rule inside a listed prefix wins (longest prefix)"
 check "allow 203.0.113.20" fence allow 203.0.113.20 --reason "their MX"
 expect_connect 203.0.113.20 "$H4" 25

@@ -304,6 +304,19 @@ TEST(ComputeTop, NamesARemovedRuleByTheMaskedSource) {
     EXPECT_EQ(describe_rule_ref(*view.rows[0].last_rule), "block 203.0.113.0/24 (removed)");
 }
 
+TEST(ComputeTop, NamesTheListWhoseEntryDecided) {
+    // A list's rule is no rule of the table; its entry's length comes with
+    // the source (here a /20 of list "drop", rule id 1000).
+    auto after = snapshot(kSecond, {entry("203.0.113.77", 25, 1, 0, 1, 1, 2, FENCE_VERDICT_BLOCKED, 1000,
+                                          FENCE_ACTION_BLOCK, 20)});
+    TopView view = compute_top(snapshot(0, {}), after, {}, {}, 65536, {{1000, "drop"}});
+    ASSERT_TRUE(view.rows[0].last_rule.has_value());
+    EXPECT_FALSE(view.rows[0].last_rule->removed);
+    EXPECT_EQ(view.rows[0].last_rule->list, "drop");
+    EXPECT_EQ(describe_rule_ref(*view.rows[0].last_rule), "block 203.0.112.0/20 (list drop)");
+    EXPECT_EQ(top_json(view, kOffset)["sources"][0]["rule"]["list"], "drop");
+}
+
 TEST(TopOutput, TextLineAndJsonHaveTheSameFields) {
     auto before = snapshot(10 * kSecond, {entry("203.0.113.10", 25, 30, 0, 30, 1 * kSecond, 9 * kSecond,
                                                 FENCE_VERDICT_BLOCKED, 3, FENCE_ACTION_BLOCK, 24)});
@@ -364,6 +377,7 @@ TEST(TopOutput, TextLineAndJsonHaveTheSameFields) {
     EXPECT_EQ(s["rule"]["action"], "block");
     EXPECT_EQ(s["rule"]["dry_run"], false);
     EXPECT_EQ(s["rule"]["removed"], false);
+    EXPECT_TRUE(s["rule"]["list"].is_null());
     EXPECT_TRUE(j["sources"][1]["rule"].is_null());
     EXPECT_EQ(j["sources"][1]["family"], "ipv6");
 }
@@ -397,13 +411,21 @@ TEST(Events, TextNamesSourcePortAndRule) {
         "(rule 9)\n");
 }
 
+TEST(Events, NameTheListWhoseEntryDropped) {
+    const fence_event e = make_event("203.0.113.10", 25, FENCE_VERDICT_BLOCKED, FENCE_ACTION_BLOCK, 20, 1000, 0);
+    EXPECT_EQ(event_text(e, kOffset, "drop"),
+              "2026-11-25T22:18:21Z first drop: 203.0.113.10 -> port 25 by block 203.0.112.0/20 (list drop)\n");
+    EXPECT_EQ(event_json(e, kOffset, "drop")["list"], "drop");
+    EXPECT_TRUE(event_json(e, kOffset)["list"].is_null());
+}
+
 TEST(Events, JsonFields) {
     auto j = event_json(make_event("203.0.113.10", 25, FENCE_VERDICT_CONNS, FENCE_ACTION_LIMIT, 24, 7, 2 * kSecond),
                         kOffset);
     std::vector<std::string> keys;
     for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
     EXPECT_EQ(keys, (std::vector<std::string>{"type", "time", "time_unix_ns", "source", "family", "port", "verdict",
-                                              "rule_id", "rule", "action"}));
+                                              "rule_id", "rule", "list", "action"}));
     EXPECT_EQ(j["type"], "drop");
     EXPECT_EQ(j["time"], "2026-11-25T22:18:23Z");
     EXPECT_EQ(j["time_unix_ns"], 1795645103000000000ull);

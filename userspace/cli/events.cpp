@@ -4,8 +4,10 @@
 #include <memory>
 #include <poll.h>
 
+#include "fence/lists.h"
 #include "fence/observe.h"
 #include "fence/rule_store.h"
+#include "fence/state_file.h"
 #include "output/observe_output.h"
 #include "output/terminal.h"
 #include "text/durations.h"
@@ -23,14 +25,19 @@ void register_events(CLI::App& app, std::vector<Command>& commands) {
 int run_events(const EventsOptions& options, const CliContext& ctx) {
     Fence fence = Fence::open(ctx.pin_dir);
     EventStream stream(ctx.pin_dir);
+    const FenceLists lists = FenceLists::open(ctx.pin_dir, list_store_dir(ctx.state_dir, ctx.pin_dir));
     uint64_t suppressed_reported = 0;
     auto show_pending = [&] {
         int64_t offset = monotonic_to_unix_offset_ns();
+        // Read per batch: a list imported while following gets its name.
+        const std::map<uint32_t, std::string> list_names = lists.names_by_rule_id();
         for (const fence_event& e : stream.drain()) {
+            const auto list = list_names.find(e.rule_id);
+            const std::string_view list_name = list == list_names.end() ? std::string_view{} : list->second;
             if (options.json) {
-                ctx.out << event_json(e, offset).dump() << '\n';
+                ctx.out << event_json(e, offset, list_name).dump() << '\n';
             } else {
-                ctx.out << event_text(e, offset);
+                ctx.out << event_text(e, offset, list_name);
             }
         }
         // So that a reader knows the stream is not the whole story.

@@ -16,8 +16,10 @@
 #include <thread>
 
 #include "base/errors.h"
+#include "fence/lists.h"
 #include "fence/observe.h"
 #include "fence/rule_store.h"
+#include "fence/state_file.h"
 #include "output/metrics.h"
 #include "output/observe_output.h"
 #include "output/rules.h"
@@ -50,7 +52,7 @@ Number query_number(const httplib::Request& req, const char* name, Number fallba
     return value;
 }
 
-std::string top_body(const std::string& pin_dir, const httplib::Request& req) {
+std::string top_body(const std::string& pin_dir, const std::string& state_dir, const httplib::Request& req) {
     double interval = query_number(req, "interval", 1.0, 0.1, kMaxTopInterval);
     TopQuery query;
     query.limit = query_number<size_t>(req, "n", 10, 1, 100000);
@@ -60,7 +62,8 @@ std::string top_body(const std::string& pin_dir, const httplib::Request& req) {
     SourceSnapshot before = sources.snapshot();
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     SourceSnapshot after = sources.snapshot();
-    TopView view = compute_top(before, after, fence.rules(), query, sources.capacity());
+    const FenceLists lists = FenceLists::open(pin_dir, list_store_dir(state_dir, pin_dir));
+    TopView view = compute_top(before, after, fence.rules(), query, sources.capacity(), lists.names_by_rule_id());
     return top_json(view, monotonic_to_unix_offset_ns()).dump(2) + "\n";
 }
 
@@ -145,7 +148,7 @@ void serve(const std::string& pin_dir, const std::string& state_dir, const Liste
                                         "\n";
                              },
                              kJsonContentType));
-    server.Get("/top", handle([&](const httplib::Request& req) { return top_body(pin_dir, req); }, kJsonContentType));
+    server.Get("/top", handle([&](const httplib::Request& req) { return top_body(pin_dir, state_dir, req); }, kJsonContentType));
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (res.status == 404) {
             res.set_content("no such page: " + req.path + "; smtpfence serves /metrics, /rules and /top\n",

@@ -3,8 +3,10 @@
 #include <memory>
 
 #include "cli/intervals.h"
+#include "fence/lists.h"
 #include "fence/observe.h"
 #include "fence/rule_store.h"
+#include "fence/state_file.h"
 #include "output/json.h"
 #include "output/observe_output.h"
 #include "output/terminal.h"
@@ -32,6 +34,7 @@ void register_top(CLI::App& app, std::vector<Command>& commands) {
 int run_top(const TopOptions& options, const CliContext& ctx) {
     Fence fence = Fence::open(ctx.pin_dir);
     SourceTable sources(ctx.pin_dir);
+    const FenceLists lists = FenceLists::open(ctx.pin_dir, list_store_dir(ctx.state_dir, ctx.pin_dir));
     TopQuery query;
     query.limit = options.top_n;
     if (options.port) query.port = options.port;
@@ -44,7 +47,7 @@ int run_top(const TopOptions& options, const CliContext& ctx) {
     SourceSnapshot previous = sources.snapshot();
     every_interval(options.interval_s, count, [&] {
         SourceSnapshot now = sources.snapshot();
-        TopView view = compute_top(previous, now, fence.rules(), query, sources.capacity());
+        TopView view = compute_top(previous, now, fence.rules(), query, sources.capacity(), lists.names_by_rule_id());
         int64_t offset = monotonic_to_unix_offset_ns();
         if (options.json) {
             print_json(ctx.out, top_json(view, offset));

@@ -301,13 +301,14 @@ std::vector<ListStatus> FenceLists::lists() const {
     return out;
 }
 
-std::optional<std::string> FenceLists::name_of_rule(uint32_t rule_id) const {
+std::map<uint32_t, std::string> FenceLists::names_by_rule_id() const {
+    std::map<uint32_t, std::string> names;
     for (uint32_t i = 0; i < FENCE_MAX_LISTS; ++i) {
         const auto rule = list_rules_.find<rule_value>(i);
-        if (!rule || !rule->action || rule->rule_id != rule_id) continue;
-        if (const auto info = list_info_.find<list_info>(i)) return name_in(*info);
+        if (!rule || !rule->action) continue;
+        if (const auto info = list_info_.find<list_info>(i)) names[rule->rule_id] = name_in(*info);
     }
-    return std::nullopt;
+    return names;
 }
 
 FenceLists::Totals FenceLists::totals() const {

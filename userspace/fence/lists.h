@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,8 +54,9 @@ public:
     std::vector<ListStatus> lists() const;
     // The whole stored list of that name, prefixes included.
     std::optional<StoredList> load(const std::string& name) const;
-    // The list whose rule has this id (events, top), else std::nullopt.
-    std::optional<std::string> name_of_rule(uint32_t rule_id) const;
+    // The name of each list in force, by its rule id (what events and `top`
+    // know of a list that decided).
+    std::map<uint32_t, std::string> names_by_rule_id() const;
     // Lists in force, and their prefixes: a cheap summary from the kernel.
     struct Totals {
         size_t lists = 0;

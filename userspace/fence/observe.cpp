@@ -145,7 +145,7 @@ SourceSnapshot SourceTable::snapshot() const {
 }
 
 TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, const std::vector<Rule>& rules,
-                    const TopQuery& query, uint32_t capacity) {
+                    const TopQuery& query, uint32_t capacity, const std::map<uint32_t, std::string>& list_names) {
     TopView view;
     view.interval_s = seconds_between(before.taken_ns, after.taken_ns);
     view.taken_ns = after.taken_ns;
@@ -206,11 +206,16 @@ TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, c
                 ref.cidr = r->second->cidr;
                 ref.dry_run = r->second->dry_run;
             } else {
-                // The rule is gone; what it was is still known: the action, and
-                // its prefix is the source masked to the prefix length.
+                // A list's entry, or a rule that is gone: what it was is still
+                // known: the action, and its prefix is the source masked to
+                // the prefix length.
                 ref.action = static_cast<Action>(last.last_action);
                 ref.cidr = masked_cidr(row.family, row.addr.data(), last.last_prefixlen);
-                ref.removed = true;
+                if (auto list = list_names.find(last.last_rule_id); list != list_names.end()) {
+                    ref.list = list->second;
+                } else {
+                    ref.removed = true;
+                }
             }
             row.last_rule = ref;
         }

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,7 +84,8 @@ private:
 struct RuleRef {
     uint32_t rule_id = 0;
     Action action = Action::Block;
-    Cidr cidr;  // the rule's prefix (the source masked to it)
+    Cidr cidr;  // the rule's prefix (the source masked to it); a list's entry
+    std::string list;  // the imported list whose entry this is, or empty
     bool dry_run = false;
     bool removed = false;  // no rule with this id exists any more
 };
@@ -125,10 +127,11 @@ struct TopView {
 
 // The busiest sources between two samples: by connection attempts (not SYN
 // packets) per second over the interval, then by total attempts, then by
-// address. `rules` are the rules in
-// force, to name the rule of each source's last attempt.
+// address. `rules` are the rules in force and `list_names` the lists' names
+// by rule id (FenceLists::names_by_rule_id), to name what decided each
+// source's last attempt.
 TopView compute_top(const SourceSnapshot& before, const SourceSnapshot& after, const std::vector<Rule>& rules,
-                    const TopQuery& query, uint32_t capacity);
+                    const TopQuery& query, uint32_t capacity, const std::map<uint32_t, std::string>& list_names = {});
 
 // ------------------------------------------------------------------ events
 

@@ -52,6 +52,7 @@ ordered_json rule_ref_json(const std::optional<RuleRef>& rule) {
     return {{"id", rule->rule_id},
             {"cidr", format_cidr(rule->cidr)},
             {"action", action_name(rule->action)},
+            {"list", rule->list.empty() ? ordered_json(nullptr) : ordered_json(rule->list)},
             {"dry_run", rule->dry_run},
             {"removed", rule->removed}};
 }
@@ -175,6 +176,7 @@ ordered_json stats_json(const StatsSnapshot& snap, const StatsRates* rates, int6
 
 std::string describe_rule_ref(const RuleRef& rule) {
     std::string s = std::string(action_name(rule.action)) + " " + format_cidr(rule.cidr);
+    if (!rule.list.empty()) return s + " (list " + rule.list + ")";
     if (rule.removed) return s + " (removed)";
     if (rule.dry_run) return s + " (dry run)";
     return s;
@@ -278,16 +280,20 @@ const char* event_headline(uint8_t verdict) {
 
 }  // namespace
 
-std::string event_text(const fence_event& e, int64_t unix_offset_ns) {
+std::string event_text(const fence_event& e, int64_t unix_offset_ns, std::string_view list) {
     std::ostringstream out;
     out << format_monotonic(e.time_ns, unix_offset_ns) << ' ' << event_headline(e.verdict) << ": "
         << source_text(static_cast<Family>(e.family), e.addr) << " -> port " << e.port << " by "
-        << action_name(static_cast<Action>(e.action)) << ' ' << format_cidr(event_rule_cidr(e)) << " (rule "
-        << e.rule_id << ")\n";
+        << action_name(static_cast<Action>(e.action)) << ' ' << format_cidr(event_rule_cidr(e));
+    if (list.empty()) {
+        out << " (rule " << e.rule_id << ")\n";
+    } else {
+        out << " (list " << list << ")\n";
+    }
     return out.str();
 }
 
-ordered_json event_json(const fence_event& e, int64_t unix_offset_ns) {
+ordered_json event_json(const fence_event& e, int64_t unix_offset_ns, std::string_view list) {
     return {{"type", "drop"},
             {"time", format_monotonic(e.time_ns, unix_offset_ns)},
             {"time_unix_ns", to_unix_ns(e.time_ns, unix_offset_ns)},
@@ -297,6 +303,7 @@ ordered_json event_json(const fence_event& e, int64_t unix_offset_ns) {
             {"verdict", verdict_name(e.verdict)},
             {"rule_id", e.rule_id},
             {"rule", format_cidr(event_rule_cidr(e))},
+            {"list", list.empty() ? ordered_json(nullptr) : ordered_json(list)},
             {"action", action_name(static_cast<Action>(e.action))}};
 }
 

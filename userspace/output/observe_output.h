@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "fence/observe.h"
 
@@ -34,8 +35,9 @@ std::string top_line(const TopView& view, int64_t unix_offset_ns);
 nlohmann::ordered_json top_json(const TopView& view, int64_t unix_offset_ns);
 
 // "2026-11-26T02:10:00Z first drop: 203.0.113.10 -> port 25 by block 203.0.113.0/24 (rule 7)".
-std::string event_text(const fence_event& event, int64_t unix_offset_ns);
-nlohmann::ordered_json event_json(const fence_event& event, int64_t unix_offset_ns);
+// `list`: the name of the imported list whose entry dropped it, or empty (a rule).
+std::string event_text(const fence_event& event, int64_t unix_offset_ns, std::string_view list = {});
+nlohmann::ordered_json event_json(const fence_event& event, int64_t unix_offset_ns, std::string_view list = {});
 // Events the kernel held back since the last report (`count`) and ever (`total`).
 std::string suppressed_text(uint64_t count, uint64_t total, uint64_t now_unix_ns);
 nlohmann::ordered_json suppressed_json(uint64_t count, uint64_t total, uint64_t now_unix_ns);
