@@ -65,6 +65,15 @@ uint64_t parse_warn_block_age(const std::string& text) {
     }
 }
 
+std::chrono::milliseconds parse_lock_timeout(const std::string& text) {
+    if (text == "0") return std::chrono::milliseconds{0};
+    try {
+        return std::chrono::seconds{parse_duration(text, "--lock-timeout")};
+    } catch (const UsageError& e) {
+        throw UsageError(std::string(e.what()) + " (or 0: do not wait)");
+    }
+}
+
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
     std::string pin_dir = kDefaultPinDir;
     std::string state_dir = kDefaultStateDir;
@@ -84,6 +93,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                    "list and status warn about blocks older than this (senders bounce deferred mail after their "
                    "queue lifetime: Postfix 5d, Exim about 4d); 0 or off: never")
         ->envname("SMTPFENCE_WARN_BLOCK_AGE")
+        ->capture_default_str();
+    std::string lock_timeout = std::to_string(kDefaultLockTimeout.count() / 1000) + "s";
+    app.add_option("--lock-timeout", lock_timeout,
+                   "a change waits this long for another change holding the lock, then gives up (exit 1); "
+                   "0: do not wait")
+        ->envname("SMTPFENCE_LOCK_TIMEOUT")
         ->capture_default_str();
     app.add_flag("-v,--verbose", g_verbose, "print libbpf's detail");
     app.set_version_flag("--version", SMTPFENCE_VERSION);
@@ -137,6 +152,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     CliContext ctx{pin_dir, state_dir, to_syslog, out, err};
     try {
         ctx.warn_block_age_s = parse_warn_block_age(warn_block_age);
+        ctx.lock_timeout = parse_lock_timeout(lock_timeout);
         for (const auto& command : commands) {
             if (command.app->parsed()) return command.run(ctx);
         }

@@ -7,8 +7,9 @@
 
 namespace smtpfence {
 
-FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err)
-    : fence_(Fence::open(pin_dir)), lock_(pin_dir),
+FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err,
+                           const LockWait& wait)
+    : fence_(Fence::open(pin_dir)), lock_(pin_dir, wait),
       lists_(FenceLists::open(pin_dir, list_store_dir(state_dir, pin_dir))),
       audit_(audit_log_path(state_dir), to_syslog, err), state_dir_(state_dir),
       state_file_(state_file_path(state_dir, pin_dir)), err_(err) {

@@ -19,8 +19,10 @@ namespace smtpfence {
 class FenceSession {
 public:
     // Opens the fence of `pin_dir` (RuntimeError when there is none), locks
-    // it, and reaps expired rules and lists.
-    FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err);
+    // it (waiting as `wait` says; RuntimeError when that is too long), and
+    // reaps expired rules and lists.
+    FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err,
+                 const LockWait& wait = {});
     // A session that made changes but did not commit (a command failed
     // halfway) still saves what is in the kernel; a failure is only reported.
     ~FenceSession();
