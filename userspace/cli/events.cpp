@@ -6,6 +6,7 @@
 
 #include "fence/observe.h"
 #include "fence/rule_store.h"
+#include "output/json.h"
 #include "output/observe_output.h"
 #include "output/terminal.h"
 #include "text/durations.h"
@@ -28,7 +29,7 @@ int run_events(const EventsOptions& options, const CliContext& ctx) {
         int64_t offset = monotonic_to_unix_offset_ns();
         for (const fence_event& e : stream.drain()) {
             if (options.json) {
-                ctx.out << event_json(e, offset).dump() << '\n';
+                ctx.out << json_text(event_json(e, offset), -1) << '\n';
             } else {
                 ctx.out << event_text(e, offset);
             }
@@ -39,7 +40,7 @@ int run_events(const EventsOptions& options, const CliContext& ctx) {
             uint64_t now_unix_ns = static_cast<uint64_t>(static_cast<int64_t>(monotonic_now_ns()) + offset);
             uint64_t held = suppressed - suppressed_reported;
             if (options.json) {
-                ctx.out << suppressed_json(held, suppressed, now_unix_ns).dump() << '\n';
+                ctx.out << json_text(suppressed_json(held, suppressed, now_unix_ns), -1) << '\n';
             } else {
                 ctx.out << suppressed_text(held, suppressed, now_unix_ns);
             }

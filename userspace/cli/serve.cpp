@@ -18,6 +18,7 @@
 #include "base/errors.h"
 #include "fence/observe.h"
 #include "fence/rule_store.h"
+#include "output/json.h"
 #include "output/metrics.h"
 #include "output/observe_output.h"
 #include "output/rules.h"
@@ -61,7 +62,7 @@ std::string top_body(const std::string& pin_dir, const httplib::Request& req) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     SourceSnapshot after = sources.snapshot();
     TopView view = compute_top(before, after, fence.rules(), query, sources.capacity());
-    return top_json(view, monotonic_to_unix_offset_ns()).dump(2) + "\n";
+    return json_text(top_json(view, monotonic_to_unix_offset_ns())) + "\n";
 }
 
 }  // namespace
@@ -139,12 +140,12 @@ void serve(const std::string& pin_dir, const std::string& state_dir, const Liste
         "/metrics",
         handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir), state_dir)); },
                kMetricsContentType));
-    server.Get("/rules", handle(
-                             [&](const httplib::Request&) {
-                                 return rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s).dump(2) +
-                                        "\n";
-                             },
-                             kJsonContentType));
+    server.Get("/rules",
+               handle(
+                   [&](const httplib::Request&) {
+                       return json_text(rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s)) + "\n";
+                   },
+                   kJsonContentType));
     server.Get("/top", handle([&](const httplib::Request& req) { return top_body(pin_dir, req); }, kJsonContentType));
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (res.status == 404) {
