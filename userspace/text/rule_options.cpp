@@ -50,7 +50,7 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
     }
     if (!texts.max_conns.empty()) spec.max_conns = parse_count("--max-conns", texts.max_conns, kMaxConns);
     if (!texts.messages.empty()) spec.message_interval_ns = parse_message_rate(texts.messages);
-    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(texts.per), cidr);
+    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(texts.per.empty() ? "source" : texts.per), cidr);
     return spec;
 }
 

@@ -13,7 +13,7 @@ namespace smtpfence {
 
 // The texts of `limit`'s options as typed ("" = not given).
 struct LimitTexts {
-    std::string rate, burst, max_conns, messages, per = "source";
+    std::string rate, burst, max_conns, messages, per;  // per: "" is source
 };
 
 // A --reason as typed: UTF-8 (see check_utf8), one printable line, at most
