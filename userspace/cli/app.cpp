@@ -54,6 +54,19 @@ std::string command_names(const std::vector<Command>& commands) {
     return names;
 }
 
+// "smtpfence block", "smtpfence fleet limit": the (sub)command whose options
+// were being parsed, for the hint that follows a parse error.
+std::string command_path(const CLI::App& app) {
+    std::string path = app.get_name();
+    const CLI::App* current = &app;
+    while (true) {
+        const auto parsed = current->get_subcommands();
+        if (parsed.empty()) return path;
+        current = parsed.front();
+        path += " " + current->get_name();
+    }
+}
+
 }  // namespace
 
 uint64_t parse_warn_block_age(const std::string& text) {
@@ -139,11 +152,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                 << "'; commands: " << command_names(commands) << " (see --help)\n";
             return kExitUsage;
         }
-        std::ostringstream help_out, help_err;
-        int code = app.exit(e, help_out, help_err);
-        out << help_out.str();
-        err << help_err.str();
-        return code == 0 ? kExitOk : kExitUsage;
+        if (e.get_exit_code() == 0) {  // --help, --version
+            std::ostringstream help_out, help_err;
+            app.exit(e, help_out, help_err);
+            out << help_out.str();
+            err << help_err.str();
+            return kExitOk;
+        }
+        err << "smtpfence: " << e.what() << "; see `" << command_path(app) << " --help`\n";
+        return kExitUsage;
     }
 
     libbpf_set_print(libbpf_print);
