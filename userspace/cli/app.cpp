@@ -176,6 +176,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     } catch (const UsageError& e) {
         err << "smtpfence: " << e.what() << '\n';
         return kExitUsage;
+    } catch (const NotSavedError& e) {
+        err << "smtpfence: " << e.what() << '\n';
+        return kExitNotSaved;
     } catch (const std::exception& e) {
         err << "smtpfence: " << e.what() << '\n';
         return kExitRuntime;

@@ -22,6 +22,7 @@ namespace smtpfence {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitNotSaved = 3;  // in force, but the state file was not written
 
 // What every command gets once the command line parsed.
 struct CliContext {

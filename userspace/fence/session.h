@@ -42,7 +42,7 @@ public:
     // Audits one change to a rule, named by the command that re-creates it.
     void record(const std::string& event, const Rule& rule);
 
-    // Writes the state file from the kernel, atomically. RuntimeError (the
+    // Writes the state file from the kernel, atomically. NotSavedError (the
     // changes stay in force) when it cannot be written.
     void commit();
     // commit() when the session changed something (a reap, for a command
