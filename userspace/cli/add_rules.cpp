@@ -74,8 +74,8 @@ void add_reason_and_expiry_options(CLI::App* cmd, RuleOptions& options) {
                                       "+HH:MM");
     until_opt->excludes(for_opt);
     cmd->add_flag("--permanent", options.permanent,
-                  "no deadline; needed to drop the deadline of a rule in force (re-run without --for, --until or "
-                  "--permanent, a rule keeps it)")
+                  "no deadline (re-run on a rule in force without --for, --until or --permanent, the local "
+                  "commands keep its deadline)")
         ->excludes(for_opt)
         ->excludes(until_opt);
 }
