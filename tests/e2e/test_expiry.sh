@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rules with a deadline end in the kernel: with no smtpfence process running,
 # a block for 2 s lets the sender in after its deadline, and an expiring allow
-# inside a permanent block falls back to the block. Any later CLI run reaps
-# the expired rules (audited), and `list` shows the time left.
+# inside a permanent block falls back to the block. Any later change (or
+# `reap`) reaps the expired rules (audited), and `list` shows the time left.
 set -u
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
@@ -68,8 +68,12 @@ else
 fi
 check_eq "both rules are still in the kernel (the allow stepped aside by itself)" 2 "$(trie_entries v4)"
 expect_blocked 203.0.113.10 198.51.100.1 25
+rules=$(fence list --json | jq -r '[.rules[] | .action + " " + .cidr + " " + (.expires_in_s | tostring)] | join(",")')
+check_eq "list (a read, which reaps nothing) shows the allow expired" "block 203.0.113.0/24 null,allow 203.0.113.10/32 0" \
+    "$rules"
+check "reap" fence reap
 rules=$(fence list --json | jq -r '[.rules[] | .action + " " + .cidr] | join(",")')
-check_eq "list reaped the allow; the block stays" "block 203.0.113.0/24" "$rules"
+check_eq "reap removed the allow; the block stays" "block 203.0.113.0/24" "$rules"
 check_eq "the blocked attempts are counted on the block" 1 \
     "$(fence list --json | jq '.rules[0].dropped >= 2 | if . then 1 else 0 end')"
 

@@ -1,6 +1,7 @@
 // Error types that carry what went wrong and how to fix it, and map to the
 // CLI's exit codes: UsageError -> 2 (bad input, nothing changed),
-// RuntimeError -> 1 (the system said no).
+// RuntimeError -> 1 (the system said no), NotSavedError -> 3 (the change is
+// in force, but not saved).
 #pragma once
 
 #include <stdexcept>
@@ -14,6 +15,12 @@ struct UsageError : std::runtime_error {
 
 struct RuntimeError : std::runtime_error {
     using std::runtime_error::runtime_error;
+};
+
+// A change was made in the kernel, but the state file that makes it survive a
+// reboot could not be written: not a failure to retry, a file to fix.
+struct NotSavedError : RuntimeError {
+    using RuntimeError::RuntimeError;
 };
 
 // "CONTEXT: strerror(err)" plus a hint for the errno values an admin can act on.

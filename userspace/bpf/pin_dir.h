@@ -3,8 +3,12 @@
 // policy: which objects a fence pins, and why, is the fence's business.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <initializer_list>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -15,15 +19,37 @@ namespace smtpfence {
 // PIN_DIR/NAME.
 std::string pin_path(const std::string& pin_dir, std::string_view name);
 
+// How long a change waits for the pin-directory lock before it gives up,
+// unless told otherwise (--lock-timeout, SMTPFENCE_LOCK_TIMEOUT).
+inline constexpr std::chrono::milliseconds kDefaultLockTimeout{30'000};
+// A wait this long is announced once (who holds the lock); a shorter one is a
+// concurrent change finishing, not worth a word.
+inline constexpr std::chrono::milliseconds kLockNoticeAfter{500};
+
+// How a PinDirLock waits for a lock someone else holds.
+struct LockWait {
+    std::chrono::milliseconds timeout = kDefaultLockTimeout;
+    std::ostream* notice = nullptr;  // told once who holds the lock; nullptr: wait silently
+};
+
 // Holds an exclusive flock on the pin directory for its lifetime, so that
-// concurrent CLI runs apply their changes one after the other.
+// concurrent CLI runs apply their changes one after the other. Waits at most
+// `wait.timeout` for another holder; then RuntimeError naming the holder and
+// what to do.
 class PinDirLock {
 public:
-    explicit PinDirLock(const std::string& pin_dir);
+    explicit PinDirLock(const std::string& pin_dir, const LockWait& wait = {});
 
 private:
     UniqueFd dir_fd_;
 };
+
+// The pid that /proc/locks (its text in `proc_locks`) names as holding a
+// flock on the file (`dev`, `ino`); waiters ("->" lines) are not holders.
+std::optional<pid_t> flock_holder(std::string_view proc_locks, dev_t dev, ino_t ino);
+// "pid N (COMMAND LINE)", or "pid N" when its command line cannot be read, or
+// "another process" when `pid` is empty or 0 (a holder in another pid namespace).
+std::string describe_process(std::optional<pid_t> pid);
 
 // Makes sure `pin_dir` (and `subdirs` inside it) can hold pins: mounts bpffs on
 // /sys/fs/bpf when that is where it goes and nothing is mounted there yet,

@@ -16,13 +16,14 @@ struct RuleOptions {
     std::vector<std::string> cidrs;
     std::string reason;
     std::string for_text, until;
+    bool permanent = false;  // no deadline, also where the rule had one
     bool dry_run = false;
     bool force = false;  // block and limit only
 };
 
 // CIDR: the prefixes the rules are for.
 void add_cidr_argument(CLI::App* cmd, RuleOptions& options);
-// --reason, --for and --until: why the rule is there and when it ends.
+// --reason, --for, --until and --permanent: why the rule is there and when it ends.
 void add_reason_and_expiry_options(CLI::App* cmd, RuleOptions& options);
 // --dry-run and --force: for the rules that drop (block and limit).
 void add_drop_options(CLI::App* cmd, RuleOptions& options);

@@ -54,6 +54,19 @@ std::string command_names(const std::vector<Command>& commands) {
     return names;
 }
 
+// "smtpfence block", "smtpfence fleet limit": the (sub)command whose options
+// were being parsed, for the hint that follows a parse error.
+std::string command_path(const CLI::App& app) {
+    std::string path = app.get_name();
+    const CLI::App* current = &app;
+    while (true) {
+        const auto parsed = current->get_subcommands();
+        if (parsed.empty()) return path;
+        current = parsed.front();
+        path += " " + current->get_name();
+    }
+}
+
 }  // namespace
 
 uint64_t parse_warn_block_age(const std::string& text) {
@@ -62,6 +75,15 @@ uint64_t parse_warn_block_age(const std::string& text) {
         return parse_duration(text, "--warn-block-age");
     } catch (const UsageError& e) {
         throw UsageError(std::string(e.what()) + " (or 0 or off: never warn)");
+    }
+}
+
+std::chrono::milliseconds parse_lock_timeout(const std::string& text) {
+    if (text == "0") return std::chrono::milliseconds{0};
+    try {
+        return std::chrono::seconds{parse_duration(text, "--lock-timeout")};
+    } catch (const UsageError& e) {
+        throw UsageError(std::string(e.what()) + " (or 0: do not wait)");
     }
 }
 
@@ -84,6 +106,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                    "list and status warn about blocks older than this (senders bounce deferred mail after their "
                    "queue lifetime: Postfix 5d, Exim about 4d); 0 or off: never")
         ->envname("SMTPFENCE_WARN_BLOCK_AGE")
+        ->capture_default_str();
+    std::string lock_timeout = std::to_string(kDefaultLockTimeout.count() / 1000) + "s";
+    app.add_option("--lock-timeout", lock_timeout,
+                   "a change waits this long for another change holding the lock, then gives up (exit 1); "
+                   "0: do not wait")
+        ->envname("SMTPFENCE_LOCK_TIMEOUT")
         ->capture_default_str();
     app.add_flag("-v,--verbose", g_verbose, "print libbpf's detail");
     app.set_version_flag("--version", SMTPFENCE_VERSION);
@@ -124,11 +152,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                 << "'; commands: " << command_names(commands) << " (see --help)\n";
             return kExitUsage;
         }
-        std::ostringstream help_out, help_err;
-        int code = app.exit(e, help_out, help_err);
-        out << help_out.str();
-        err << help_err.str();
-        return code == 0 ? kExitOk : kExitUsage;
+        if (e.get_exit_code() == 0) {  // --help, --version
+            std::ostringstream help_out, help_err;
+            app.exit(e, help_out, help_err);
+            out << help_out.str();
+            err << help_err.str();
+            return kExitOk;
+        }
+        err << "smtpfence: " << e.what() << "; see `" << command_path(app) << " --help`\n";
+        return kExitUsage;
     }
 
     libbpf_set_print(libbpf_print);
@@ -137,12 +169,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     CliContext ctx{pin_dir, state_dir, to_syslog, out, err};
     try {
         ctx.warn_block_age_s = parse_warn_block_age(warn_block_age);
+        ctx.lock_timeout = parse_lock_timeout(lock_timeout);
         for (const auto& command : commands) {
             if (command.app->parsed()) return command.run(ctx);
         }
     } catch (const UsageError& e) {
         err << "smtpfence: " << e.what() << '\n';
         return kExitUsage;
+    } catch (const NotSavedError& e) {
+        err << "smtpfence: " << e.what() << '\n';
+        return kExitNotSaved;
     } catch (const std::exception& e) {
         err << "smtpfence: " << e.what() << '\n';
         return kExitRuntime;

@@ -33,12 +33,12 @@ int attach_and_report(const CliContext& ctx, const std::vector<std::string>& int
     std::ostream& out = ctx.out;
     std::ostream& err = ctx.err;
     std::vector<std::string> notes;
-    auto outcomes = attach(ctx.pin_dir, interfaces, mode, max_rules, notes);
+    auto outcomes = attach(ctx.pin_dir, interfaces, mode, max_rules, notes, lock_wait(ctx));
     for (const auto& n : notes) err << "note: " << n << '\n';
     Fence fence = Fence::open(ctx.pin_dir);
     {
         // The new interfaces get the classes of rules paced already.
-        PinDirLock lock(ctx.pin_dir);
+        PinDirLock lock(ctx.pin_dir, lock_wait(ctx));
         fence.sync_pacing();
     }
     if (fence.capacity() != max_rules && max_rules != kDefaultMaxRules) {
@@ -77,7 +77,7 @@ void register_detach(CLI::App& app, std::vector<Command>& commands) {
 }
 
 int run_detach(const DetachOptions& options, const CliContext& ctx) {
-    auto not_attached = detach(ctx.pin_dir, options.interfaces);
+    auto not_attached = detach(ctx.pin_dir, options.interfaces, lock_wait(ctx));
     for (const auto& name : options.interfaces) {
         if (std::find(not_attached.begin(), not_attached.end(), name) != not_attached.end()) {
             ctx.err << "note: " << name << " was not attached: nothing to do\n";

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <ostream>
@@ -21,6 +22,7 @@ namespace smtpfence {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitNotSaved = 3;  // in force, but the state file was not written
 
 // What every command gets once the command line parsed.
 struct CliContext {
@@ -30,6 +32,7 @@ struct CliContext {
     std::ostream& out;
     std::ostream& err;
     uint64_t warn_block_age_s = kDefaultWarnBlockAgeSeconds;  // list/status warn about older blocks; 0 = never
+    std::chrono::milliseconds lock_timeout = kDefaultLockTimeout;  // a change waits this long for another's lock
 };
 
 // A registered subcommand: app.cpp runs the one that was parsed.
@@ -42,9 +45,17 @@ struct Command {
 // Throws UsageError.
 uint64_t parse_warn_block_age(const std::string& text);
 
+// --lock-timeout: a duration ("30s", "2m") or "0" (do not wait). Throws UsageError.
+std::chrono::milliseconds parse_lock_timeout(const std::string& text);
+
+// How a command that changes something waits for the pin-dir lock.
+inline LockWait lock_wait(const CliContext& ctx) {
+    return LockWait{ctx.lock_timeout, &ctx.err};
+}
+
 // The session of a command that changes the rules (see FenceSession).
 inline FenceSession open_session(const CliContext& ctx) {
-    return FenceSession(ctx.pin_dir, ctx.state_dir, ctx.syslog, ctx.err);
+    return FenceSession(ctx.pin_dir, ctx.state_dir, ctx.syslog, ctx.err, lock_wait(ctx));
 }
 
 // The CIDR arguments of a rule command, each checked; what parse_cidr noted

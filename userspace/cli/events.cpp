@@ -8,6 +8,7 @@
 #include "fence/observe.h"
 #include "fence/rule_store.h"
 #include "fence/state_file.h"
+#include "output/json.h"
 #include "output/observe_output.h"
 #include "output/terminal.h"
 #include "text/durations.h"
@@ -35,7 +36,7 @@ int run_events(const EventsOptions& options, const CliContext& ctx) {
             const auto list = list_names.find(e.rule_id);
             const std::string_view list_name = list == list_names.end() ? std::string_view{} : list->second;
             if (options.json) {
-                ctx.out << event_json(e, offset, list_name).dump() << '\n';
+                ctx.out << json_text(event_json(e, offset, list_name), -1) << '\n';
             } else {
                 ctx.out << event_text(e, offset, list_name);
             }
@@ -46,7 +47,7 @@ int run_events(const EventsOptions& options, const CliContext& ctx) {
             uint64_t now_unix_ns = static_cast<uint64_t>(static_cast<int64_t>(monotonic_now_ns()) + offset);
             uint64_t held = suppressed - suppressed_reported;
             if (options.json) {
-                ctx.out << suppressed_json(held, suppressed, now_unix_ns).dump() << '\n';
+                ctx.out << json_text(suppressed_json(held, suppressed, now_unix_ns), -1) << '\n';
             } else {
                 ctx.out << suppressed_text(held, suppressed, now_unix_ns);
             }

@@ -390,7 +390,7 @@ void register_fleet(CLI::App& app, std::vector<Command>& commands) {
             sub->add_option("--burst", terms.burst, "connections a key may open at once");
             sub->add_option("--max-conns", terms.max_conns, "open SMTP connections per key");
             sub->add_option("--messages", terms.messages, "messages per key, 6/min to 1000/s");
-            sub->add_option("--per", terms.per, "the key: source (default), rule, or /LEN")->capture_default_str();
+            sub->add_option("--per", terms.per, "the key: source (default), rule, or /LEN");
         }
         add_reason_and_expiry_options(sub, *options);
         if (action != Action::Allow) add_drop_options(sub, *options);

@@ -15,8 +15,8 @@ void register_limit(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--messages", terms.messages,
                     "messages per key, 6/min to 1000/s: what lets a message start (a new session's SYN-ACK, "
                     "the reply to a body) is held back to this pace, whatever the sender's session reuse or TLS");
-    cmd->add_option("--per", terms.per, "the key: source (default; /64 for IPv6), rule, or /LEN")
-        ->capture_default_str();
+    cmd->add_option("--per", terms.per,
+                    "the key: source (default; /64 for IPv6), rule, or /LEN (re-run on a limit: kept unless given)");
     add_reason_and_expiry_options(cmd, *options);
     add_drop_options(cmd, *options);
     commands.push_back({cmd, [options](const CliContext& ctx) { return run_limit(*options, ctx); }});

@@ -6,7 +6,6 @@
 #include "base/errors.h"
 #include "fence/lists.h"
 #include "fence/rule_store.h"
-#include "fence/session.h"
 #include "output/json.h"
 #include "output/rules.h"
 #include "fence/state_file.h"
@@ -57,9 +56,8 @@ int list_prefixes(const ListOptions& options, const CliContext& ctx) {
 
 int run_list(const ListOptions& options, const CliContext& ctx) {
     if (!options.list.empty()) return list_prefixes(options, ctx);
-    FenceSession session = open_session(ctx);
-    session.commit_if_changed();
-    auto rules = session.fence().rules();
+    // Read without the lock (see run_status).
+    auto rules = Fence::open(ctx.pin_dir).rules();
     auto now = static_cast<uint64_t>(std::time(nullptr));
     if (options.json) {
         print_json(ctx.out, rules_json(rules, now, ctx.warn_block_age_s));

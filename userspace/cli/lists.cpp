@@ -16,6 +16,7 @@
 #include "text/durations.h"
 #include "text/prefix_list.h"
 #include "text/rule_options.h"
+#include "text/utf8.h"
 
 namespace smtpfence {
 
@@ -85,6 +86,9 @@ int run_import(const ImportOptions& options, const CliContext& ctx) {
     check_list_name(options.name);
     const Action action = list_action(options.action);
     check_reason(options.reason);
+    // The file's name is recorded as the list's source, shown in JSON.
+    check_utf8("the file name", options.file,
+               "rename the file, or import it from stdin (smtpfence import - --as NAME < FILE)");
     const uint64_t now = unix_now();
     const uint64_t expires = rule_deadline(options.for_text, options.until, now);
     const std::string origin = origin_name(options.file);

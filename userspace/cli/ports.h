@@ -12,6 +12,7 @@ namespace smtpfence {
 struct PortsOptions {
     std::string list;
     bool set = false;  // LIST was given (from the option's count): set, else show
+    bool force = false;  // well-known non-SMTP ports too (see check_non_smtp_ports)
 };
 void register_ports(CLI::App& app, std::vector<Command>& commands);
 int run_ports(const PortsOptions& options, const CliContext& ctx);

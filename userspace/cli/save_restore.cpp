@@ -20,10 +20,11 @@ void register_save(CLI::App& app, std::vector<Command>& commands) {
 }
 
 int run_save(const SaveOptions& options, const CliContext& ctx) {
-    FenceSession session = open_session(ctx);
-    std::vector<Rule> rules = session.fence().rules();
-    std::string text = format_rule_set(session.fence().ports(), rules);
-    session.commit_if_changed();
+    // Read without the lock (see run_status): a rule that expired but is not
+    // reaped yet is saved with its past deadline, and `restore` skips it.
+    const Fence fence = Fence::open(ctx.pin_dir);
+    std::vector<Rule> rules = fence.rules();
+    std::string text = format_rule_set(fence.ports(), rules);
     if (options.file.empty() || options.file == "-") {
         ctx.out << text;
     } else {

@@ -20,6 +20,7 @@
 #include "fence/observe.h"
 #include "fence/rule_store.h"
 #include "fence/state_file.h"
+#include "output/json.h"
 #include "output/metrics.h"
 #include "output/observe_output.h"
 #include "output/rules.h"
@@ -64,7 +65,7 @@ std::string top_body(const std::string& pin_dir, const std::string& state_dir, c
     SourceSnapshot after = sources.snapshot();
     const FenceLists lists = FenceLists::open(pin_dir, list_store_dir(state_dir, pin_dir));
     TopView view = compute_top(before, after, fence.rules(), query, sources.capacity(), lists.names_by_rule_id());
-    return top_json(view, monotonic_to_unix_offset_ns()).dump(2) + "\n";
+    return json_text(top_json(view, monotonic_to_unix_offset_ns())) + "\n";
 }
 
 }  // namespace
@@ -142,12 +143,12 @@ void serve(const std::string& pin_dir, const std::string& state_dir, const Liste
         "/metrics",
         handle([&](const httplib::Request&) { return metrics_text(gather_metrics(Fence::open(pin_dir), state_dir)); },
                kMetricsContentType));
-    server.Get("/rules", handle(
-                             [&](const httplib::Request&) {
-                                 return rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s).dump(2) +
-                                        "\n";
-                             },
-                             kJsonContentType));
+    server.Get("/rules",
+               handle(
+                   [&](const httplib::Request&) {
+                       return json_text(rules_json(Fence::open(pin_dir).rules(), unix_now(), warn_block_age_s)) + "\n";
+                   },
+                   kJsonContentType));
     server.Get("/top", handle([&](const httplib::Request& req) { return top_body(pin_dir, state_dir, req); }, kJsonContentType));
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (res.status == 404) {

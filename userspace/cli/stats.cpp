@@ -46,7 +46,7 @@ int run_stats(const StatsOptions& options, const CliContext& ctx) {
         StatsRates rates = stats_rates(previous, now);
         int64_t offset = monotonic_to_unix_offset_ns();
         if (options.json) {
-            ctx.out << stats_json(now, &rates, offset).dump() << '\n';  // one object per line
+            ctx.out << json_text(stats_json(now, &rates, offset), -1) << '\n';  // one object per line
         } else if (redraw) {
             ctx.out << kClearScreen << stats_text(now, &rates, offset);
         } else {

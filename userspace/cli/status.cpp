@@ -6,7 +6,7 @@
 
 #include "fence/pacing.h"
 #include "fence/rule_store.h"
-#include "fence/session.h"
+#include "fence/lists.h"
 #include "fence/state_file.h"
 #include "output/json.h"
 #include "output/status.h"
@@ -22,9 +22,10 @@ void register_status(CLI::App& app, std::vector<Command>& commands) {
 }
 
 int run_status(const StatusOptions& options, const CliContext& ctx) {
-    FenceSession session = open_session(ctx);
-    session.commit_if_changed();
-    Fence& fence = session.fence();
+    // Read without the lock, so that status answers while a change is stuck;
+    // expired rules show as expired until a change or `reap` removes them.
+    const Fence fence = Fence::open(ctx.pin_dir);
+    const FenceLists lists_in_force = FenceLists::open(ctx.pin_dir, list_store_dir(ctx.state_dir, ctx.pin_dir));
     StatusView st;
     st.version = SMTPFENCE_VERSION;
     st.pin_dir = ctx.pin_dir;
@@ -33,12 +34,12 @@ int run_status(const StatusOptions& options, const CliContext& ctx) {
     st.ports = fence.ports();
     st.rules = fence.rules();
     st.capacity = fence.capacity();
-    const FenceLists::Totals lists = session.lists().totals();
+    const FenceLists::Totals lists = lists_in_force.totals();
     st.lists = lists.lists;
     st.list_prefixes = lists.prefixes;
     st.counters = fence.counters();
     st.now_unix = static_cast<uint64_t>(std::time(nullptr));
-    st.state = check_state_file(session.state_file(), st.ports, st.rules);
+    st.state = check_state_file(state_file_path(ctx.state_dir, ctx.pin_dir), st.ports, st.rules);
     st.warn_block_age_s = ctx.warn_block_age_s;
     if (std::any_of(st.rules.begin(), st.rules.end(), [](const Rule& r) { return r.limit.message_interval_ns; })) {
         for (const auto& att : st.attachments) {

@@ -189,7 +189,7 @@ uint32_t pinned_program_id(const std::string& pin_dir) {
 }
 
 std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces, XdpMode mode,
-                                  uint32_t max_rules, std::vector<std::string>& notes) {
+                                  uint32_t max_rules, std::vector<std::string>& notes, const LockWait& wait) {
     // Before anything is created or loaded: an incompatible pin dir stays as it is.
     check_pinned_layout(pin_dir);
     // While interfaces are guarded the fence has one namespace, theirs (the
@@ -210,7 +210,7 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
     }
 
     if (std::string note = prepare_pin_dir(pin_dir, {FENCE_PIN_LINKS_DIR}); !note.empty()) notes.push_back(note);
-    PinDirLock lock(pin_dir);
+    PinDirLock lock(pin_dir, wait);
     LoadedProgram program(pin_dir, max_rules);
     int prog_fd = program.xdp_fd();
     pin_program(pin_dir, prog_fd);
@@ -266,11 +266,12 @@ std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<
     return outcomes;
 }
 
-std::vector<std::string> detach(const std::string& pin_dir, const std::vector<std::string>& interfaces) {
+std::vector<std::string> detach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
+                                const LockWait& wait) {
     if (!fs::exists(pin_dir)) {
         throw RuntimeError("no smtpfence instance in " + pin_dir + ": nothing is attached");
     }
-    PinDirLock lock(pin_dir);
+    PinDirLock lock(pin_dir, wait);
     // Interface names and ifindexes are those of the guarded namespace.
     const bool in_guarded_netns = enter_guarded_netns(pin_dir);
     std::vector<std::string> not_attached;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "bpf/pin_dir.h"
+
 namespace smtpfence {
 
 enum class XdpMode { Auto, Native, Generic };
@@ -44,10 +46,11 @@ struct AttachOutcome {
 // existing attachment, and attaches it to `interfaces`. `notes` gets lines
 // worth telling the user.
 std::vector<AttachOutcome> attach(const std::string& pin_dir, const std::vector<std::string>& interfaces, XdpMode mode,
-                                  uint32_t max_rules, std::vector<std::string>& notes);
+                                  uint32_t max_rules, std::vector<std::string>& notes, const LockWait& wait = {});
 
 // Detaches from `interfaces`; rules and counters stay pinned. Returns the
 // interfaces that were not attached.
-std::vector<std::string> detach(const std::string& pin_dir, const std::vector<std::string>& interfaces);
+std::vector<std::string> detach(const std::string& pin_dir, const std::vector<std::string>& interfaces,
+                                const LockWait& wait = {});
 
 }  // namespace smtpfence

@@ -14,6 +14,7 @@
 #include "fence/netns.h"
 #include "fence/pacing.h"
 #include "text/durations.h"
+#include "text/rerun.h"
 
 namespace smtpfence {
 
@@ -289,7 +290,10 @@ AddResult Fence::add_rule(const RuleSpec& spec) {
         write_config(cfg);
     }
 
-    rule_info info = info_for(spec, value.slot, result.change == RuleChange::Updated);
+    // A block that becomes a limit (or back) keeps its provenance: the same
+    // incident, handled another way.
+    const bool same_story = existing && same_incident(static_cast<Action>(existing->action), spec.action);
+    rule_info info = info_for(spec, value.slot, same_story);
     rule_info_.update(&value.slot, &info);
     if (result.change != RuleChange::Updated) reset_slot_counters(value.slot);
     if (paced) {

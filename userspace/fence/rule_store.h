@@ -36,7 +36,9 @@ public:
 
     // Adds a rule, or changes the one with the same prefix in place (one map
     // update: no moment without a rule). Counters are kept when the action
-    // stays, reset when it changes. Limiter state is kept while a limit keeps
+    // stays, reset when it changes; provenance (who, where, when, and the
+    // reason unless a new one is given) is kept when the action stays or
+    // changes between block and limit (see same_incident). Limiter state is kept while a limit keeps
     // its key length, and starts fresh otherwise.
     // A rule with a deadline gets it in the kernel (rule_value.expires_ns):
     // it stops applying then even when no smtpfence process runs.

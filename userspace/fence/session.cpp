@@ -7,8 +7,9 @@
 
 namespace smtpfence {
 
-FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err)
-    : fence_(Fence::open(pin_dir)), lock_(pin_dir),
+FenceSession::FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err,
+                           const LockWait& wait)
+    : fence_(Fence::open(pin_dir)), lock_(pin_dir, wait),
       lists_(FenceLists::open(pin_dir, list_store_dir(state_dir, pin_dir))),
       audit_(audit_log_path(state_dir), to_syslog, err), state_dir_(state_dir),
       state_file_(state_file_path(state_dir, pin_dir)), err_(err) {
@@ -50,10 +51,10 @@ void FenceSession::commit() {
         write_file_atomically(state_file_, format_rule_set(fence_.ports(), fence_.rules()));
     } catch (const RuntimeError& e) {
         changed_ = false;
-        throw RuntimeError(std::string("the rules in the kernel are in force, but the state file was not saved (") +
-                           e.what() +
-                           "): they will not survive a reboot until a later change saves them; "
-                           "pass a writable --state-dir");
+        throw NotSavedError("the change is in force, but the state file was not saved (" + std::string(e.what()) +
+                            "): the rules will not survive a reboot until it is. Make " + state_dir_ +
+                            " writable (a read-only or full disk?), then save them with `smtpfence save " +
+                            state_file_ + "` (or pass a writable --state-dir)");
     }
     changed_ = false;
     if (!pacing_error.empty()) {

@@ -19,8 +19,10 @@ namespace smtpfence {
 class FenceSession {
 public:
     // Opens the fence of `pin_dir` (RuntimeError when there is none), locks
-    // it, and reaps expired rules and lists.
-    FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err);
+    // it (waiting as `wait` says; RuntimeError when that is too long), and
+    // reaps expired rules and lists.
+    FenceSession(const std::string& pin_dir, const std::string& state_dir, bool to_syslog, std::ostream& err,
+                 const LockWait& wait = {});
     // A session that made changes but did not commit (a command failed
     // halfway) still saves what is in the kernel; a failure is only reported.
     ~FenceSession();
@@ -40,7 +42,7 @@ public:
     // Audits one change to a rule, named by the command that re-creates it.
     void record(const std::string& event, const Rule& rule);
 
-    // Writes the state file from the kernel, atomically. RuntimeError (the
+    // Writes the state file from the kernel, atomically. NotSavedError (the
     // changes stay in force) when it cannot be written.
     void commit();
     // commit() when the session changed something (a reap, for a command

@@ -78,7 +78,8 @@ uint64_t parse_duration(std::string_view text, std::string_view option) {
     }
     if (total == 0) throw UsageError(quoted + " is no time at all: a rule must last at least 1s");
     if (total > kMaxLifetimeSeconds) {
-        throw UsageError(quoted + " is longer than 10 years: leave --for out for a rule that stays");
+        throw UsageError(quoted + " is longer than 10 years (3650d)" +
+                         (option == "--for" ? ": a rule that stays takes --permanent" : ""));
     }
     return total;
 }
@@ -145,7 +146,8 @@ uint64_t rule_deadline(const std::string& for_text, const std::string& until_tex
                          format_utc(now_unix));
     }
     if (deadline - now_unix > kMaxLifetimeSeconds) {
-        throw UsageError("--until " + until_text + " is more than 10 years away: leave it out for a rule that stays");
+        throw UsageError("--until " + until_text +
+                         " is more than 10 years (3650 days) away: a rule that stays takes --permanent");
     }
     return deadline;
 }

@@ -10,8 +10,9 @@
 namespace smtpfence {
 
 // The longest lifetime --for and --until accept: a rule meant to last longer
-// than this is a permanent one.
-inline constexpr uint64_t kMaxLifetimeSeconds = 10ull * 366 * 86400;
+// than this is a permanent one. Ten years of 365 days (3650d), so that no
+// deadline lies beyond ten calendar years, leap days or not.
+inline constexpr uint64_t kMaxLifetimeSeconds = 10ull * 365 * 86400;
 
 // Parses "90s", "90m", "2h", "1h30m", "2d12h" (units d, h, m, s; whole numbers;
 // at least 1 s, at most kMaxLifetimeSeconds). Throws UsageError naming

@@ -161,7 +161,7 @@ std::string format_list_file(const StoredList& list) {
     check_list_name(list.name);
     action_named(action_name(list.action));  // block or allow, nothing else
     check_list_dry_run(list.action, list.dry_run);
-    check_reason(list.reason);
+    check_stored_reason(list.reason);
     check_one_line("by", list.by, FENCE_USER_LEN - 1);
     check_one_line("origin", list.origin, FENCE_ORIGIN_LEN - 1);
     check_source(list.source);
@@ -275,7 +275,7 @@ StoredList parse(std::string_view content, std::string_view path, bool header_on
         return dry_run;
     });
     list.reason = field(Key::Reason, [](std::string_view value) {
-        check_reason(std::string(value));
+        check_stored_reason(std::string(value));
         return std::string(value);
     });
     list.by = field(Key::By, [](std::string_view value) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include "base/errors.h"
 
@@ -46,6 +47,40 @@ uint16_t parse_port(std::string_view list, std::string_view item) {
 
 PortSet default_smtp_ports() {
     return {25, 465, 587};
+}
+
+std::string_view non_smtp_service(uint16_t port) {
+    // TCP services a mail host commonly runs or reaches; 24 (LMTP) and 2525
+    // are SMTP's and absent on purpose.
+    static constexpr std::pair<uint16_t, std::string_view> kServices[] = {
+        {21, "ftp"},          {22, "ssh"},     {23, "telnet"},     {53, "dns"},         {80, "http"},
+        {110, "pop3"},        {143, "imap"},   {389, "ldap"},      {443, "https"},      {636, "ldaps"},
+        {993, "imaps"},       {995, "pop3s"},  {3306, "mysql"},    {3389, "rdp"},       {4190, "managesieve"},
+        {5432, "postgresql"}, {6379, "redis"}, {8080, "http-alt"}, {8443, "https-alt"},
+    };
+    for (const auto& [p, name] : kServices) {
+        if (p == port) return name;
+    }
+    return "";
+}
+
+void check_non_smtp_ports(const PortSet& ports, bool force) {
+    if (force) return;
+    std::string named;
+    bool ssh = false;
+    for (uint16_t port : ports) {
+        const std::string_view service = non_smtp_service(port);
+        if (service.empty()) continue;
+        named += (named.empty() ? "" : ", ") + std::string("port ") + std::to_string(port) + " is " +
+                 std::string(service);
+        ssh = ssh || port == 22;
+    }
+    if (named.empty()) return;
+    throw UsageError(named +
+                     ", not SMTP: fencing it drops that service's new connections from every blocked or "
+                     "limited source" +
+                     (ssh ? std::string(", and a block covering your own address locks you out of ssh") : "") +
+                     ". If that is what you mean, add --force; nothing was changed");
 }
 
 PortSet parse_port_list(std::string_view text) {

@@ -21,6 +21,15 @@ PortSet default_smtp_ports();
 // with an example of a valid list ("e.g. 25,465,587").
 PortSet parse_port_list(std::string_view text);
 
+// The service a well-known TCP port that is not SMTP belongs to ("ssh" for
+// 22), else "". Fencing one drops its new connections from blocked sources:
+// with 22, a block that covers the admin's own address locks them out.
+std::string_view non_smtp_service(uint16_t port);
+
+// UsageError naming each port of `ports` that is a well-known non-SMTP
+// service, unless `force`.
+void check_non_smtp_ports(const PortSet& ports, bool force);
+
 // "25,465,587" in ascending order.
 std::string format_port_list(const PortSet& ports);
 

@@ -2,12 +2,28 @@
 
 #include "base/errors.h"
 #include "text/limit_options.h"
+#include "text/utf8.h"
 
 namespace smtpfence {
 
 void check_reason(const std::string& reason) {
+    check_utf8("--reason", reason);
     if (reason.size() >= FENCE_REASON_LEN) {
-        throw UsageError("--reason is " + std::to_string(reason.size()) + " characters; at most " +
+        const size_t characters = utf8_length(reason).value_or(reason.size());
+        const std::string fit = std::to_string(FENCE_REASON_LEN - 1);
+        throw UsageError(characters == reason.size()
+                             ? "--reason is " + std::to_string(characters) + " characters; at most " + fit +
+                                   " fit: say it shorter"
+                             : "--reason is " + std::to_string(characters) + " characters, " +
+                                   std::to_string(reason.size()) + " bytes in UTF-8; at most " + fit + " bytes fit (" +
+                                   fit + " characters of ASCII, fewer of others: ü takes 2 bytes): say it shorter");
+    }
+    check_stored_reason(reason);
+}
+
+void check_stored_reason(const std::string& reason) {
+    if (reason.size() >= FENCE_REASON_LEN) {
+        throw UsageError("--reason is " + std::to_string(reason.size()) + " bytes; at most " +
                          std::to_string(FENCE_REASON_LEN - 1) + " fit: say it shorter");
     }
     for (unsigned char c : reason) {
@@ -34,7 +50,7 @@ LimitSpec limit_spec_of(const LimitTexts& texts, const Cidr& cidr) {
     }
     if (!texts.max_conns.empty()) spec.max_conns = parse_count("--max-conns", texts.max_conns, kMaxConns);
     if (!texts.messages.empty()) spec.message_interval_ns = parse_message_rate(texts.messages);
-    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(texts.per), cidr);
+    spec.key_prefixlen = key_prefixlen_for(parse_key_scope(texts.per.empty() ? "source" : texts.per), cidr);
     return spec;
 }
 

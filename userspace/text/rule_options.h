@@ -13,11 +13,18 @@ namespace smtpfence {
 
 // The texts of `limit`'s options as typed ("" = not given).
 struct LimitTexts {
-    std::string rate, burst, max_conns, messages, per = "source";
+    std::string rate, burst, max_conns, messages, per;  // per: "" is source
 };
 
-// One printable line of at most FENCE_REASON_LEN - 1 bytes; else UsageError.
+// A --reason as typed: UTF-8 (see check_utf8), one printable line, at most
+// FENCE_REASON_LEN - 1 bytes (what the kernel's rule_info holds; fewer
+// characters outside ASCII); else UsageError.
 void check_reason(const std::string& reason);
+// A reason read back from a file: one printable line of at most
+// FENCE_REASON_LEN - 1 bytes. Not checked for UTF-8: files written before
+// input was checked may hold other bytes, and must still load (the JSON
+// outputs replace what is not UTF-8).
+void check_stored_reason(const std::string& reason);
 
 // The LimitSpec the options mean for `cidr`; UsageError when they are
 // incomplete or out of range.

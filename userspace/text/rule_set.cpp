@@ -84,7 +84,7 @@ RuleSpec parse_rule_words(const std::vector<std::string>& words) {
         if (i + 1 == words.size()) throw UsageError(option + " needs a value");
         const std::string& value = words[++i];
         if (option == "--reason") {
-            check_reason(value);
+            check_stored_reason(value);
             spec.reason = value;
         } else if (option == "--by") {
             if (value.size() >= FENCE_USER_LEN)
