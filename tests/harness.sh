@@ -45,8 +45,13 @@ harness_die() {
     exit 1
 }
 
-# harness_skip REASON: exit 77, which CTest counts as skipped.
+# harness_skip REASON: exit 77, which CTest counts as skipped; in strict mode
+# (SMTPFENCE_TESTS_STRICT=1, set by CI) exit 1: a skipped tier is a failure.
 harness_skip() {
+    if [[ ${SMTPFENCE_TESTS_STRICT:-} == 1 ]]; then
+        echo "FAIL: SMTPFENCE_TESTS_STRICT=1 makes a skip a failure; this test would skip: $*"
+        exit 1
+    fi
     echo "SKIP: $*"
     exit 77
 }

@@ -33,11 +33,11 @@ ML_EXIM_INSTANCES=()      # Exim instances: NAME, each in $ML_TMP/NAME
 declare -A ML_EXIM_NS=()  # NAME -> namespace
 declare -A ML_EXIM_PID=() # NAME -> PID of its queue-runner daemon
 
-# ml_exim_require: skip (77) when the unpacked Exim or its user is missing.
+# ml_exim_require: skip (77; a failure in strict mode) when the unpacked Exim
+# or its user is missing.
 ml_exim_require() {
     if [[ ! -u $EXIM ]] || ! getent passwd "$ML_EXIM_USER" >/dev/null; then
-        echo "SKIP: Exim missing ($EXIM, user $ML_EXIM_USER); scripts/install-deps.sh unpacks it"
-        exit 77
+        harness_skip "Exim missing ($EXIM, user $ML_EXIM_USER); scripts/install-deps.sh unpacks it"
     fi
     if ldd "$EXIM" 2>/dev/null | grep -q 'not found'; then
         ml_die "$EXIM lacks libraries: $(ldd "$EXIM" | grep 'not found' | tr -s ' \t\n' ' ')(run scripts/install-deps.sh)"

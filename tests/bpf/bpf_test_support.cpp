@@ -50,7 +50,7 @@ GlobalCounts operator-(const GlobalCounts& a, const GlobalCounts& b) {
 // Fixture
 
 void PinnedFenceTest::SetUp() {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF, a bpffs on /sys/fs/bpf)";
+    if (geteuid() != 0) SMTPFENCE_SKIP("needs root (CAP_BPF, a bpffs on /sys/fs/bpf)");
     ASSERT_EQ(sched_getaffinity(0, sizeof affinity_, &affinity_), 0);
     run_on_cpu(sched_getcpu());
     // pid and a per-process count: test binaries running side by side, and the

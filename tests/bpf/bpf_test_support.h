@@ -15,6 +15,7 @@
 #include "fence/program.h"
 #include "fence/rule_store.h"
 #include "frames.h"
+#include "strict.h"
 
 namespace smtpfence::bpftest {
 
@@ -49,7 +50,8 @@ GlobalCounts operator-(const GlobalCounts& a, const GlobalCounts& b);
 
 class PinnedFenceTest : public ::testing::Test {
 protected:
-    // A derived SetUp calls this first and returns when IsSkipped().
+    // A derived SetUp calls this first and returns when IsSkipped() or
+    // HasFatalFailure() (a skip in strict mode, tests/support/strict.h).
     void SetUp() override;
     void TearDown() override;
 

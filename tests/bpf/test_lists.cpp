@@ -135,7 +135,7 @@ class Lists : public PinnedFenceTest {
 protected:
     void SetUp() override {
         PinnedFenceTest::SetUp();
-        if (IsSkipped()) return;
+        if (IsSkipped() || HasFatalFailure()) return;
         store_ = std::filesystem::temp_directory_path() / ("smtpfence-lists-test-" + std::to_string(getpid()));
         std::filesystem::remove_all(store_);
         lists_.emplace(FenceLists::open(pin_dir(), store_.string()));

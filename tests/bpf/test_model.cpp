@@ -269,7 +269,7 @@ class Model : public PinnedFenceTest {
 protected:
     void SetUp() override {
         PinnedFenceTest::SetUp();
-        if (IsSkipped()) return;
+        if (IsSkipped() || HasFatalFailure()) return;
         auto map = [&](const char* name) { return MapRef(open_pinned(pin_dir() + "/" + name), name); };
         rules_v4_ = map(FENCE_MAP_RULES_V4);
         rules_v6_ = map(FENCE_MAP_RULES_V6);

@@ -42,7 +42,7 @@ class Pace : public PinnedFenceTest {
 protected:
     void SetUp() override {
         PinnedFenceTest::SetUp();
-        if (IsSkipped()) return;
+        if (IsSkipped() || HasFatalFailure()) return;
         LimitSpec limit;
         limit.message_interval_ns = parse_message_rate("5/s");
         limit.key_prefixlen = 28;

@@ -76,7 +76,7 @@ class Verdicts : public PinnedFenceTest {
 protected:
     void SetUp() override {
         PinnedFenceTest::SetUp();
-        if (IsSkipped()) return;
+        if (IsSkipped() || HasFatalFailure()) return;
         add(kBlock4, Action::Block);
         add(kAllow4, Action::Allow);
         add(kBlock6, Action::Block);

@@ -12,6 +12,7 @@
 
 #include "base/errors.h"
 #include "etcd/client.h"
+#include "strict.h"
 
 namespace smtpfence::etcd {
 namespace {
@@ -44,7 +45,7 @@ std::string test_prefix() {
 class Etcd : public testing::Test {
 protected:
     void SetUp() override {
-        if (env("SMTPFENCE_ETCD_ENDPOINT").empty()) GTEST_SKIP() << "run through tests/fleet/test_etcd_client.sh";
+        if (env("SMTPFENCE_ETCD_ENDPOINT").empty()) SMTPFENCE_SKIP("run through tests/fleet/test_etcd_client.sh");
         prefix = test_prefix();
     }
     std::string prefix;
@@ -338,7 +339,7 @@ TEST_F(EtcdClient, LeaseKeysVanishOnRevoke) {
 }
 
 TEST_F(EtcdAuth, LogsInAndRenewsAnExpiredToken) {
-    if (env("SMTPFENCE_ETCD_USER").empty()) GTEST_SKIP() << "needs auth enabled";
+    if (env("SMTPFENCE_ETCD_USER").empty()) SMTPFENCE_SKIP("needs auth enabled");
     Client c(base_config());
     int64_t r = c.put(prefix + "k", "v");
     EXPECT_EQ(c.stats().authentications, 1);
@@ -354,7 +355,7 @@ TEST_F(EtcdAuth, LogsInAndRenewsAnExpiredToken) {
 }
 
 TEST_F(EtcdAuth, WatchRenewsAnExpiredToken) {
-    if (env("SMTPFENCE_ETCD_USER").empty()) GTEST_SKIP() << "needs auth enabled";
+    if (env("SMTPFENCE_ETCD_USER").empty()) SMTPFENCE_SKIP("needs auth enabled");
     Client c(base_config());
     int64_t r = c.put(prefix + "k", "v");
     std::this_thread::sleep_for(6500ms);  // the token expires
@@ -365,7 +366,7 @@ TEST_F(EtcdAuth, WatchRenewsAnExpiredToken) {
 }
 
 TEST_F(EtcdAuth, WithoutPasswordEtcdRefuses) {
-    if (env("SMTPFENCE_ETCD_USER").empty()) GTEST_SKIP() << "needs auth enabled";
+    if (env("SMTPFENCE_ETCD_USER").empty()) SMTPFENCE_SKIP("needs auth enabled");
     ClientConfig config = base_config();
     config.user.clear();
     config.password_file.clear();
@@ -380,7 +381,7 @@ TEST_F(EtcdAuth, WithoutPasswordEtcdRefuses) {
 }
 
 TEST_F(EtcdAuth, CertificateWithACommonNameIsRefusedWithTheFix) {
-    if (env("SMTPFENCE_ETCD_USER").empty()) GTEST_SKIP() << "needs auth enabled";
+    if (env("SMTPFENCE_ETCD_USER").empty()) SMTPFENCE_SKIP("needs auth enabled");
     ClientConfig config = base_config();
     config.cert_file = env("SMTPFENCE_ETCD_CN_CERT");
     config.key_file = env("SMTPFENCE_ETCD_CN_KEY");
@@ -396,7 +397,7 @@ TEST_F(EtcdAuth, CertificateWithACommonNameIsRefusedWithTheFix) {
 
 TEST_F(EtcdKill, KillingEtcdBreaksTheWatch) {
     pid_t pid = static_cast<pid_t>(std::atoll(env("SMTPFENCE_ETCD_PID").c_str()));
-    if (pid <= 0) GTEST_SKIP() << "needs SMTPFENCE_ETCD_PID";
+    if (pid <= 0) SMTPFENCE_SKIP("needs SMTPFENCE_ETCD_PID");
     Client writer(base_config()), watcher(base_config());
     int64_t start = writer.put(prefix + "k", "0") + 1;
     std::atomic<bool> stop{false}, seen{false};

@@ -4,13 +4,16 @@
 # 2379/2380, where Debian's own etcd.service may run). Three runs of the gtest
 # binary: without etcd auth, with auth enabled (token expiry: --auth-token-ttl
 # 5), and last the test that kills etcd. Exit 77 (skip) when etcd or openssl
-# is missing.
+# is missing (exit 1 in strict mode, SMTPFENCE_TESTS_STRICT=1).
 #   SMTPFENCE_FLEET_CLIENT_TESTS=build/tests/smtpfence_fleet_client_tests bash tests/fleet/test_etcd_client.sh
 set -euo pipefail
 
 bin=${SMTPFENCE_FLEET_CLIENT_TESTS:?set SMTPFENCE_FLEET_CLIENT_TESTS to the smtpfence_fleet_client_tests binary}
 for tool in etcd etcdctl openssl; do
-    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+    command -v "$tool" >/dev/null && continue
+    [[ ${SMTPFENCE_TESTS_STRICT:-} == 1 ]] && { echo "FAIL: $tool not installed (strict mode: no skips)"; exit 1; }
+    echo "SKIP: $tool not installed"
+    exit 77
 done
 client_port=22479 peer_port=22480 down_port=22481
 for port in $client_port $peer_port $down_port; do
