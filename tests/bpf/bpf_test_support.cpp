@@ -84,9 +84,9 @@ AddResult PinnedFenceTest::add(const std::string& cidr, Action action) {
     return fence().add_rule(parse_cidr(cidr).cidr, action, "bpf test", "gtest");
 }
 
-int PinnedFenceTest::run_raw(const Bytes& frame) const {
+int PinnedFenceTest::run_raw(const Bytes& frame, uint32_t repeat) const {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
-                .repeat = 1);
+                .repeat = static_cast<int>(repeat));
     int err = bpf_prog_test_run_opts(program_->xdp_fd(), &opts);
     return err != 0 ? err : static_cast<int>(opts.retval);
 }

@@ -61,8 +61,10 @@ protected:
 
     AddResult add(const std::string& cidr, Action action);
 
-    // The program's return value on `frame`, or -errno when the kernel refuses the run.
-    int run_raw(const Bytes& frame) const;
+    // The program's return value on `frame` (of the last run, with `repeat`
+    // runs back to back in the kernel), or -errno when the kernel refuses the
+    // run. Safe to call from several threads at once.
+    int run_raw(const Bytes& frame, uint32_t repeat = 1) const;
     // The egress (message pacing) program on an outgoing `frame`: its return
     // value, and the skb priority it leaves (0 in).
     struct EgressRun {
@@ -75,6 +77,8 @@ protected:
 
     // Moves the test (and so its test runs) to `cpu`.
     static void run_on_cpu(int cpu);
+    // The CPUs the test may run on (its affinity before SetUp pinned it).
+    const cpu_set_t& allowed_cpus() const { return affinity_; }
 
 private:
     std::string pin_dir_;

@@ -6,11 +6,18 @@
 // a rule changes. Every test gets fresh pinned maps, so the global and
 // per-rule counters are asserted as exact totals. Precedence against allow and
 // block is in test_rules.cpp. Needs root; skipped otherwise.
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <latch>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bpf_test_support.h"
@@ -227,6 +234,88 @@ TEST_F(LimitVerdicts, PerRuleSharesOneBurst) {
     EXPECT_EQ(counts(kNet4), (RuleCounts{.matched = 5, .dropped = 3, .rate_dropped = 3, .tracked_keys = 1}));
     EXPECT_EQ(keys_of(FENCE_MAP_LIMIT_STATE), Keys{expected_key(rule_id(kNet4), "203.0.113.10", 24)});
     EXPECT_EQ(global(), (GlobalCounts{.seen = 5, .passed = 2, .dropped = 3, .smtp = 5, .smtp_syn = 5}));
+}
+
+// README "How the rate is kept": several CPUs update a key's TAT with
+// compare-and-swap, so no admission is lost or counted twice. One thread per
+// CPU, each pinned to its CPU, released together, runs the same SYN of one
+// `--per rule` key at 1/h (no token comes back) `kRepeat` times in the kernel;
+// each alone could take the whole burst. Exactly `burst` pass. A plain
+// read-modify-write of the TAT admits more: two CPUs read the same TAT and
+// both admit. A round counts as a race only when every CPU admitted some of
+// the burst (the per-CPU `passed` counters); the scheduler may run the threads
+// one after the other on a loaded machine, so up to 3 rounds, on fresh keys.
+TEST_F(LimitVerdicts, CpusRacingForOnePerRuleKeyAdmitExactlyTheBurst) {
+    std::vector<int> cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (CPU_ISSET(cpu, &allowed_cpus())) cpus.push_back(cpu);
+    }
+    if (cpus.size() < 2) SMTPFENCE_SKIP("needs two CPUs");
+    constexpr uint32_t kBurst = 200'000;
+    constexpr uint32_t kRepeat = 300'000;
+    const uint64_t total = uint64_t{kRepeat} * cpus.size();
+    const int possible = libbpf_num_possible_cpus();
+    ASSERT_GT(possible, 0);
+    UniqueFd stats = pinned(FENCE_MAP_STATS);
+    auto passed_per_cpu = [&] {
+        std::vector<fence_stats> per_cpu(static_cast<size_t>(possible));
+        const uint32_t key = 0;
+        EXPECT_EQ(bpf_map_lookup_elem(stats.get(), &key, per_cpu.data()), 0) << std::strerror(errno);
+        std::vector<uint64_t> out;
+        for (const fence_stats& s : per_cpu) out.push_back(s.passed);
+        return out;
+    };
+
+    bool raced = false;
+    for (int round = 0; round < 3 && !raced; ++round) {
+        const std::string net = "203.0.113." + std::to_string(64 * round) + "/26";
+        const std::string src = "203.0.113." + std::to_string(64 * round + 10);
+        add_limit(net, "1/h", kBurst, "rule");
+        const Bytes frame = syn_from(src);
+        const std::vector<uint64_t> passed_before = passed_per_cpu();
+        const GlobalCounts before = global();
+
+        std::latch start(static_cast<std::ptrdiff_t>(cpus.size()));
+        std::vector<int> results(cpus.size(), 0);
+        std::vector<std::thread> threads;
+        for (size_t i = 0; i < cpus.size(); ++i) {
+            threads.emplace_back([&, i] {
+                cpu_set_t one;
+                CPU_ZERO(&one);
+                CPU_SET(cpus[i], &one);
+                if (sched_setaffinity(0, sizeof one, &one) != 0) {
+                    results[i] = -errno;
+                    start.count_down();
+                    return;
+                }
+                start.arrive_and_wait();
+                results[i] = run_raw(frame, kRepeat);
+            });
+        }
+        for (std::thread& t : threads) t.join();
+        for (size_t i = 0; i < cpus.size(); ++i) {
+            ASSERT_EQ(results[i], XDP_DROP) << "cpu " << cpus[i] << ": the last of its runs (or -errno)";
+        }
+
+        const GlobalCounts got = global() - before;
+        EXPECT_EQ(got.passed, kBurst) << "round " << round << ": allowed == burst";
+        EXPECT_EQ(got.dropped, total - kBurst) << "round " << round;
+        EXPECT_EQ(got.seen, total) << "round " << round;
+        EXPECT_EQ(counts(net),
+                  (RuleCounts{
+                      .matched = total, .dropped = total - kBurst, .rate_dropped = total - kBurst, .tracked_keys = 1}))
+            << "round " << round << ": allowed + rate_dropped == total";
+        const std::vector<uint64_t> passed_after = passed_per_cpu();
+        std::string share;
+        raced = true;
+        for (int cpu : cpus) {
+            const uint64_t admitted = passed_after[cpu] - passed_before[cpu];
+            share += " cpu" + std::to_string(cpu) + "=" + std::to_string(admitted);
+            raced = raced && admitted > 0;
+        }
+        std::cout << "round " << round << ": admissions per CPU" << share << "\n";
+    }
+    EXPECT_TRUE(raced) << "in no round did every CPU take part of the burst: nothing raced";
 }
 
 TEST_F(LimitVerdicts, PerPrefixSharesInsideThePrefixOnly) {
