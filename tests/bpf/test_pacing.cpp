@@ -207,14 +207,14 @@ TEST_F(Pace, DropsARetransmissionOfAHeldReply) {
     EXPECT_EQ(steer(reply(kRelay, 110, 2410, 20)), '-');
 }
 
-// A reply that would wait longer than FENCE_PACE_MAX_DELAY_NS leaves
-// unpaced, and is counted: senders time out long before a sender's data
+// A reply that would wait longer than 60 s (README; FENCE_PACE_MAX_DELAY_NS)
+// leaves unpaced, and is counted: senders time out long before a sender's data
 // timeout would make them send the message again.
 TEST_F(Pace, LetsAReplyThroughRatherThanHoldItPastTheDelayCap) {
     if (IsSkipped()) return;
     EXPECT_EQ(steer(syn_ack(kRelay)), 'S');
     EXPECT_EQ(steer(reply(kRelay, 0, 1200, 40)), '-');  // the first body
-    set_clock(monotonic_ns() + FENCE_PACE_MAX_DELAY_NS + 5'000'000'000ull);
+    set_clock(monotonic_ns() + 65'000'000'000ull);      // 60 s + 5 s
     EXPECT_EQ(steer(reply(kRelay, 40, 2400, 40)), '-');
     EXPECT_EQ(pace().overflow, 1u);
     EXPECT_EQ(pace().messages, 1u);
@@ -236,6 +236,68 @@ TEST_F(Pace, LeavesEverythingElseAlone) {
         << "IPv6, no rule";
     EXPECT_EQ(steer(truncated(syn_ack(kRelay), 40)), '-') << "a truncated frame";
     EXPECT_EQ(pace().packets, 0u);
+}
+
+// IPv6: a paced rule of its own (--per source: a /64) steers its sessions'
+// SYN-ACK and later replies into its own class, and the XDP side refuses its
+// SYNs while its clock runs ahead, like IPv4's.
+TEST_F(Pace, PacesAnIpv6RuleLikeAnIpv4One) {
+    if (IsSkipped()) return;
+    const std::string mail_host = "2001:db8:1::25", relay = "2001:db8:25:7::20";
+    const Cidr net = parse_cidr("2001:db8:25::/48").cidr;
+    LimitSpec limit;
+    limit.message_interval_ns = parse_message_rate("5/s");
+    limit.key_prefixlen = 64;
+    fence().add_rule(net, Action::Limit, "pace v6", "gtest", limit);
+    fence().sync_pacing();
+    auto pace6 = [&] {
+        for (const Rule& r : fence().rules()) {
+            if (r.cidr == net) return r.pace;
+        }
+        ADD_FAILURE() << "no IPv6 paced rule";
+        return rule_pace{};
+    };
+    const uint32_t class6 = pace6().classid;
+    ASSERT_NE(class6, 0u);
+    ASSERT_NE(class6, classid_) << "a class of its own";
+    auto steer6 = [&](uint8_t flags, uint32_t sent, uint32_t acked, size_t len) {
+        Tcp t{.dport = 40000,
+              .flags = flags,
+              .payload = len,
+              .sport = 25,
+              .seq = kServerIsn + (flags & kSyn ? 0 : 1 + sent),
+              .ack = kClientIsn + 1 + acked};
+        EgressRun r = run_pace(v6({.src = mail_host, .dst = relay}, tcp(t)));
+        if (r.retval != kUnspec) return 'E';
+        if (r.priority == 0) return '-';
+        return r.priority >= class6 && r.priority < class6 + pace6().classes ? 'S' : 'E';
+    };
+    const uint8_t push = static_cast<uint8_t>(kAck | kPsh);
+    std::string got;
+    got += steer6(static_cast<uint8_t>(kSyn | kAck), 0, 0, 0);
+    got += steer6(push, 0, 0, 30);      // banner
+    got += steer6(push, 30, 1220, 40);  // the first body: paid for by the SYN-ACK
+    got += steer6(push, 70, 2420, 40);  // the second body
+    EXPECT_EQ(got, "S--S");
+    EXPECT_EQ(pace6().messages, 2u);
+    EXPECT_EQ(pace6().packets, 2u);
+    EXPECT_EQ(pace().packets, 0u) << "the IPv4 rule's class saw nothing";
+
+    // The XDP side: the relay's /64 clock 2.5 s ahead (more than 8 intervals
+    // and the 2 s minimum): a new session is refused; another /64 of the
+    // rule, with a clock of its own, is not.
+    limit_key key{};
+    key.rule_id = pace6().rule_id;
+    key.family = 6;
+    const Cidr relay64 = parse_cidr(relay).cidr;
+    std::copy_n(relay64.addr.begin(), 8, key.addr);
+    pace_key_state st{};
+    ASSERT_EQ(bpf_map_lookup_elem(pace_keys().get(), &key, &st), 0) << "the /64's clock";
+    st.tat_ns = monotonic_ns() + 2'500'000'000ull;
+    ASSERT_EQ(bpf_map_update_elem(pace_keys().get(), &key, &st, 0), 0);
+    EXPECT_EQ(run_raw(syn6(relay)), XDP_DROP);
+    EXPECT_EQ(pace6().refused, 1u);
+    EXPECT_EQ(run_raw(syn6("2001:db8:25:8::20")), XDP_PASS);
 }
 
 // With no paced rule, the program returns before parsing: nothing steered.
@@ -343,25 +405,25 @@ TEST_F(Pace, AFlowOfAReplacedRuleIsNotCarriedOver) {
 }
 
 // The XDP side: a paced rule's SYN is admitted while the clock runs at most
-// FENCE_PACE_ADMIT_INTERVALS intervals ahead (at 5/s: less than the minimum,
-// FENCE_PACE_ADMIT_MIN_NS), refused (dropped, counted as `refused`) beyond;
-// its retransmission up to twice that, never beyond FENCE_PACE_ADMIT_MAX_NS.
+// 8 intervals ahead (README; at 5/s: less than the minimum, 2 s), refused
+// (dropped, counted as `refused`) beyond; its retransmission up to twice
+// that, never beyond 20 s. Literals, as the README gives them.
 TEST_F(Pace, RefusesNewConnectionsWhileTheClockRunsAhead) {
     if (IsSkipped()) return;
     auto syn = [](uint16_t sport) {
         return v4({.src = kRelay, .dst = kMailHost}, tcp({.dport = 25, .flags = kSyn, .sport = sport}));
     };
     EXPECT_EQ(run_raw(syn(40001)), XDP_PASS);
-    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS + 500'000'000ull);
+    set_clock(monotonic_ns() + 2'500'000'000ull);  // 2 s + 0.5 s
     EXPECT_EQ(run_raw(syn(40002)), XDP_DROP);
     EXPECT_EQ(pace().refused, 1u);
     EXPECT_EQ(run_raw(syn(40002)), XDP_PASS) << "its retransmission: admitted up to twice as far ahead";
-    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MAX_NS + 500'000'000ull);
+    set_clock(monotonic_ns() + 20'500'000'000ull);  // 20 s + 0.5 s
     EXPECT_EQ(run_raw(syn(40003)), XDP_DROP);
-    EXPECT_EQ(run_raw(syn(40003)), XDP_DROP) << "beyond FENCE_PACE_ADMIT_MAX_NS, a retransmission too";
+    EXPECT_EQ(run_raw(syn(40003)), XDP_DROP) << "beyond 20 s, a retransmission too";
     EXPECT_EQ(pace().refused, 3u);
     EXPECT_EQ(run_raw(syn4("198.51.100.40")), XDP_PASS) << "another source, no rule";
-    set_clock(monotonic_ns() + FENCE_PACE_ADMIT_MIN_NS - 500'000'000ull);
+    set_clock(monotonic_ns() + 1'500'000'000ull);  // 2 s - 0.5 s
     EXPECT_EQ(run_raw(syn(40004)), XDP_PASS);
 }
 
