@@ -37,7 +37,9 @@
 //       then also says "span_us=S": microseconds from the first attempt's
 //       connect() to the last one's, the window in which the SYNs were sent.
 //       With --timeout-ms below 1000 every failed attempt sent exactly one
-//       SYN (the kernel's first retransmission comes after 1 s).
+//       SYN (the kernel's first retransmission comes after 1 s). SIGTERM
+//       ends a run with --interval-ms early: no attempt starts after it,
+//       those in flight finish, and the line counts the attempts made.
 //
 //   tcpprobe hold [--src ADDR] [--timeout-ms N] [--noop-ms N] HOST PORT
 //       Opens one connection and keeps it, as an SMTP client in a session.
@@ -634,6 +636,7 @@ void count_paced(const ProbeOptions& o, long attempts, long interval_ms, long& o
     long started = 0;
     std::vector<pollfd> fds;
     while (started < attempts || !flying.empty()) {
+        if (g_stop) attempts = started;
         long long now = now_us();
         if (started < attempts && now >= t0 + started * interval_ms * 1000) {
             Socket sock;
@@ -689,6 +692,9 @@ int cmd_count(int argc, char** argv) {
     }
     long ok = 0, fail = 0;
     if (interval_ms > 0) {
+        struct sigaction sa {};
+        sa.sa_handler = on_stop_signal;
+        sigaction(SIGTERM, &sa, nullptr);
         long long span_us = 0;
         count_paced(o, attempts, interval_ms, ok, fail, span_us);
         std::printf("ok=%ld fail=%ld span_us=%lld\n", ok, fail, span_us);
