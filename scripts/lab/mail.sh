@@ -219,7 +219,9 @@ ml_fence_shown() {
 
 # ml_rule CIDR JQ: a field of one rule from `list --json` ("" if no such rule).
 ml_rule() {
-    fence list --json 2>/dev/null | jq -r --arg c "$1" ".rules[] | select(.cidr == \$c) | $2"
+    local json
+    json=$(fence list --json 2>/dev/null) || { echo "(list --json failed)"; return 1; }
+    jq -r --arg c "$1" ".rules[] | select(.cidr == \$c) | $2" <<<"$json"
 }
 
 # ml_setup: namespaces, the bridge, addresses, the receiving Postfix, a
